@@ -1,0 +1,14 @@
+// CPU features detected once at start-up; kernels pick their SIMD variant from these.
+#pragma once
+
+namespace dm {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+};
+
+// Detected features, limited by the DEEPMOE_SIMD environment variable (scalar, avx2, avx512) when it is set.
+const CpuFeatures& cpu_features();
+
+}  // namespace dm
