@@ -1,0 +1,76 @@
+// Scalar reference for linear layers: dequantize one row at a time to f32, then plain dot products.
+// This is the test oracle for every SIMD variant; it favours obviousness over speed.
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/linear.h"
+
+namespace dm {
+
+Weight Weight::slice_rows(int64_t r0, int64_t n) const {
+  DM_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows, "slice ", r0, "+", n, " of ", rows, " rows");
+  Weight w = *this;
+  w.rows = n;
+  w.data = row(r0);
+  if (dtype == DType::F8_E4M3) {
+    DM_CHECK(r0 % 128 == 0, "F8 row slice must start on a 128-row block, got ", r0);
+    w.scale_inv = scale_inv + (r0 / 128) * scale_cols();
+  }
+  return w;
+}
+
+bool linear_supports(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::F8_E4M3: return true;
+    default: return false;
+  }
+}
+
+void dequantize_rows(const Weight& w, int64_t r0, int64_t r1, float* out) {
+  const int64_t n = w.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* o = out + (r - r0) * n;
+    const uint8_t* src = w.row(r);
+    switch (w.dtype) {
+      case DType::F32: {
+        const float* s = reinterpret_cast<const float*>(src);
+        for (int64_t c = 0; c < n; ++c) o[c] = s[c];
+        break;
+      }
+      case DType::BF16: {
+        const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+        for (int64_t c = 0; c < n; ++c) o[c] = bf16_to_f32(s[c]);
+        break;
+      }
+      case DType::F16: {
+        const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+        for (int64_t c = 0; c < n; ++c) o[c] = f16_to_f32(s[c]);
+        break;
+      }
+      case DType::F8_E4M3: {
+        const float* srow = w.scale_inv + (r / 128) * w.scale_cols();
+        for (int64_t c = 0; c < n; ++c) o[c] = f8_e4m3_to_f32(src[c]) * srow[c / 128];
+        break;
+      }
+      default: DM_CHECK(false, "dequantize_rows: unsupported dtype ", dtype_name(w.dtype));
+    }
+  }
+}
+
+void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y) {
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequantize_rows(w, r, r + 1, row.data());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* xt = x + t * w.cols;
+      float acc = 0;
+      for (int64_t c = 0; c < w.cols; ++c) acc += xt[c] * row[size_t(c)];
+      y[t * w.rows + r] = acc;
+    }
+  }
+}
+
+}  // namespace dm
