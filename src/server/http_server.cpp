@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "server/openai_response.h"
+#include "server/web_page.h"
 
 namespace dm {
 
@@ -210,6 +211,8 @@ void HttpServer::routes() {
     log_warn("internal error on ", req.method, " ", req.path, ": ", what);
     send_error(res, {500, "internal error: " + what, "", "internal_error"});
   });
+
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content(kWebPage, "text/html"); });
 
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     bool ready = std::all_of(models_.begin(), models_.end(), [](auto& m) { return m->ready(); });
