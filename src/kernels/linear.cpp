@@ -75,20 +75,22 @@ void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadP
       (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0)) {
     const int64_t n_pairs = (cols / kQK + 1) / 2;
     Buffer q(size_t(n_tokens * n_pairs * 64));
-    Buffer d(size_t(n_tokens * n_pairs * 2) * sizeof(float));
+    Buffer s(size_t(n_tokens * n_pairs * 16) * sizeof(float));
     auto quantize = [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
         kern::quantize_acts_avx512(x + t * cols, cols, w.dtype, q.as<uint8_t>() + t * n_pairs * 64,
-                                   d.as<float>() + t * n_pairs * 2);
+                                   s.as<float>() + t * n_pairs * 16);
     };
     if (pool && pool->size() > 1 && n_tokens >= 2 * pool->size()) {
       pool->parallel_for(n_tokens, quantize);
     } else {
       quantize(0, n_tokens);
     }
-    const kern::QActs xq{q.as<uint8_t>(), d.as<float>(), n_pairs};
-    for_rows(w.rows, w.bytes(), pool,
-             [&](int64_t r0, int64_t r1) { kern::rows_q8_avx512(w, xq, n_tokens, y, r0, r1); });
+    const kern::QActs xq{q.as<uint8_t>(), s.as<float>(), n_pairs};
+    for_rows(w.rows, w.bytes(), pool, [&](int64_t r0, int64_t r1) {
+      Buffer scratch(n_tokens > 4 ? kern::q8_scratch_bytes(cols) : 0);
+      kern::rows_q8_avx512(w, xq, n_tokens, y, r0, r1, scratch.data());
+    });
     return;
   }
 

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <utility>
 
 #include "kernels/linear_kernels.h"
 
@@ -46,45 +47,48 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Accumulator I is (token I / R, row I % R); fold expressions keep the array in registers (see linear_avx512).
+template <DType DT, int R, int T, int... I>
+void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const float* const* srow,
+                 const float* x, int64_t cols, float* y, int64_t ldy) {
+  __m256 acc[T * R];
+  ((acc[I] = _mm256_setzero_ps()), ...);
+  for (int64_t c = 0; c < cols; c += 8) {
+    const bool tail = c + 8 > cols;
+    alignas(32) uint8_t wbuf[R][32];  // zero-padded copies for the last cols - c (< 8) columns
+    alignas(32) float xbuf[T][8];
+    __m256 wv[R], xv[T];
+    for (int r = 0; r < R; ++r) {
+      float s = 0;
+      if constexpr (DT == DType::F8_E4M3) s = srow[r][c >> 7] * 256.0f;
+      if constexpr (T == 1)
+        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (c + 512) * elem_bytes<DT>(), _MM_HINT_T0);
+      const uint8_t* src = w[r] + c * elem_bytes<DT>();
+      if (tail) {
+        std::memset(wbuf[r], 0, 32);
+        std::memcpy(wbuf[r], src, size_t((cols - c) * elem_bytes<DT>()));
+        src = wbuf[r];
+      }
+      wv[r] = load8<DT>(src, s);
+    }
+    for (int t = 0; t < T; ++t) {
+      const float* src = x + t * cols + c;
+      if (tail) {
+        std::memset(xbuf[t], 0, 32);
+        std::memcpy(xbuf[t], src, size_t(cols - c) * 4);
+        src = xbuf[t];
+      }
+      xv[t] = _mm256_loadu_ps(src);
+    }
+    ((acc[I] = _mm256_fmadd_ps(wv[I % R], xv[I / R], acc[I])), ...);
+  }
+  ((y[(I / R) * ldy + I % R] = hsum(acc[I])), ...);
+}
+
 template <DType DT, int R, int T>
 void micro_f(const uint8_t* const* w, const float* const* srow, const float* x, int64_t cols, float* y,
              int64_t ldy) {
-  __m256 acc[T][R];
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) acc[t][r] = _mm256_setzero_ps();
-  int64_t c = 0;
-  for (; c + 8 <= cols; c += 8) {
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) {
-      float s = 0;
-      if constexpr (DT == DType::F8_E4M3) s = srow[r][c >> 7] * 256.0f;
-      if constexpr (T == 1) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (c + 512) * elem_bytes<DT>(), _MM_HINT_T0);
-      wv[r] = load8<DT>(w[r] + c * elem_bytes<DT>(), s);
-    }
-    for (int t = 0; t < T; ++t) {
-      __m256 xv = _mm256_loadu_ps(x + t * cols + c);
-      for (int r = 0; r < R; ++r) acc[t][r] = _mm256_fmadd_ps(wv[r], xv, acc[t][r]);
-    }
-  }
-  if (c < cols) {  // tail: zero-padded copies of the last cols - c (< 8) weights and activations
-    const int64_t n = cols - c;
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) {
-      alignas(32) uint8_t buf[32] = {};
-      std::memcpy(buf, w[r] + c * elem_bytes<DT>(), size_t(n * elem_bytes<DT>()));
-      float s = 0;
-      if constexpr (DT == DType::F8_E4M3) s = srow[r][c >> 7] * 256.0f;
-      wv[r] = load8<DT>(buf, s);
-    }
-    for (int t = 0; t < T; ++t) {
-      alignas(32) float xb[8] = {};
-      std::memcpy(xb, x + t * cols + c, size_t(n) * 4);
-      __m256 xv = _mm256_load_ps(xb);
-      for (int r = 0; r < R; ++r) acc[t][r] = _mm256_fmadd_ps(wv[r], xv, acc[t][r]);
-    }
-  }
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) y[t * ldy + r] = hsum(acc[t][r]);
+  micro_f_seq<DT, R, T>(std::make_integer_sequence<int, R * T>{}, w, srow, x, cols, y, ldy);
 }
 
 template <DType DT>

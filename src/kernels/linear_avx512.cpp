@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <utility>
 
 #include "kernels/linear_kernels.h"
 #include "kernels/quant.h"
@@ -47,34 +48,37 @@ inline __m512 load16(const uint8_t* row, int64_t c, __mmask16 m, float f8_scale)
 }
 
 // y[t·ldy + r] = row r · x[t] for r < R, t < T. srow[r]: F8 scale row of row r (else unused).
-template <DType DT, int R, int T>
-void micro_f(const uint8_t* const* w, const float* const* srow, const float* x, int64_t cols, float* y,
-             int64_t ldy) {
-  __m512 acc[T][R];
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
-  auto step = [&](int64_t c, __mmask16 m) {
-    __m512 wv[R];
+// note: accumulator I is (token I / R, row I % R); the fold expressions over the index pack keep GCC from
+// spilling the accumulator array on every iteration, which indexed loops provoke.
+template <DType DT, int R, int T, int... I>
+void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const float* const* srow,
+                 const float* x, int64_t cols, float* y, int64_t ldy) {
+  __m512 acc[T * R];
+  ((acc[I] = _mm512_setzero_ps()), ...);
+  // One loop body for full and tail chunks (masked loads cost the same as plain ones).
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  for (int64_t c = 0; c < cols; c += 16) {
+    const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
+    if constexpr (T == 1) {  // decode streams weights from memory: fetch well ahead of use
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (c + 512) * elem_bytes<DT>(), _MM_HINT_T0);
+    }
+    __m512 wv[R], xv[T];
     for (int r = 0; r < R; ++r) {
       float s = 0;
       if constexpr (DT == DType::F8_E4M3) s = srow[r][c >> 7] * 256.0f;
       wv[r] = load16<DT>(w[r], c, m, s);
     }
-    for (int t = 0; t < T; ++t) {
-      __m512 xv = _mm512_maskz_loadu_ps(m, x + t * cols + c);
-      for (int r = 0; r < R; ++r) acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
-    }
-  };
-  int64_t c = 0;
-  for (; c + 16 <= cols; c += 16) {
-    if constexpr (T == 1) {  // decode streams weights from memory: fetch well ahead of use
-      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (c + 512) * elem_bytes<DT>(), _MM_HINT_T0);
-    }
-    step(c, 0xffff);
+    for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * cols + c);
+    ((acc[I] = _mm512_fmadd_ps(wv[I % R], xv[I / R], acc[I])), ...);
   }
-  if (c < cols) step(c, __mmask16((1u << (cols - c)) - 1));
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t][r]);
+  ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+}
+
+template <DType DT, int R, int T>
+void micro_f(const uint8_t* const* w, const float* const* srow, const float* x, int64_t cols, float* y,
+             int64_t ldy) {
+  micro_f_seq<DT, R, T>(std::make_integer_sequence<int, R * T>{}, w, srow, x, cols, y, ldy);
 }
 
 template <DType DT>
@@ -106,6 +110,24 @@ int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
   return tb < n_tokens ? tb : n_tokens;
 }
 
+// Rows [r, r + nr) of a BF16/F16/F8 weight as f32 in out ([nr, cols]), with the kernel's own conversion (so
+// values are bit-identical to converting in registers).
+template <DType DT>
+void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
+  const int64_t cols = w.cols;
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  for (int i = 0; i < nr; ++i) {
+    const uint8_t* row = w.row(r + i);
+    const float* srow = DT == DType::F8_E4M3 ? w.scale_inv + ((r + i) / 128) * w.scale_cols() : nullptr;
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
+      float s = 0;
+      if constexpr (DT == DType::F8_E4M3) s = srow[c >> 7] * 256.0f;
+      _mm512_mask_storeu_ps(out + i * cols + c, m, load16<DT>(row, c, m, s));
+    }
+  }
+}
+
 template <DType DT>
 void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, float* scratch) {
   const int64_t cols = w.cols;
@@ -116,18 +138,24 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       const int nr = int(r1 - r < kRowTile ? r1 - r : kRowTile);
       const uint8_t* rows[kRowTile];
       const float* srow[kRowTile] = {};
-      if (w.dtype == DT) {
+      bool as_f32 = true;
+      if (w.dtype != DT) {  // other dtypes: dequantize the row tile once per token block
+        dequantize_rows(w, r, r + nr, scratch);
+      } else if (nt <= kMaxT) {  // one token tile: read (and convert) the weights in place
+        as_f32 = DT == DType::F32;
         for (int i = 0; i < nr; ++i) {
           rows[i] = w.row(r + i);
           if constexpr (DT == DType::F8_E4M3) srow[i] = w.scale_inv + ((r + i) / 128) * w.scale_cols();
         }
-      } else {  // other dtypes: dequantize the row tile once per token block
-        dequantize_rows(w, r, r + nr, scratch);
-        for (int i = 0; i < nr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(scratch + i * cols);
+      } else {  // several token tiles share this row tile: convert (F32: copy, which keeps it in L1) once
+        convert_rows<DT>(w, r, nr, scratch);
       }
+      if (as_f32 && (w.dtype != DT || nt > kMaxT))
+        for (int i = 0; i < nr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(scratch + i * cols);
       for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
         const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
-        pick<DT>(nr, tt)(rows, srow, x + t * cols, cols, y + t * w.rows + r, w.rows);
+        (as_f32 ? pick<DType::F32>(nr, tt) : pick<DT>(nr, tt))(rows, srow, x + t * cols, cols, y + t * w.rows + r,
+                                                              w.rows);
       }
     }
   }
@@ -171,75 +199,102 @@ inline void load_pair(const uint8_t* row, int64_t p, bool full, __m512i& wq, __m
                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), wq));
 }
 
+// A row tile unpacked once per token block: per row and pair, 192 bytes = wq (64 s8), ws (16 f32), init
+// (16 i32), so token tiles after the first skip the unpacking.
+constexpr int64_t kUnpackedPair = 192;
+
 template <DType DT>
-inline __m512 act_scales(const float* d) {
-  const __mmask16 mb = DT == DType::Q8_0 ? 0xff00 : 0xf0f0;
-  return _mm512_mask_blend_ps(mb, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1]));
+void unpack_rows(const Weight& w, int64_t r, int nr, int64_t np, uint8_t* out) {
+  const int64_t nb = w.cols / kQK;
+  for (int i = 0; i < nr; ++i) {
+    const uint8_t* row = w.row(r + i);
+    for (int64_t p = 0; p < np; ++p) {
+      __m512i wq, init;
+      __m512 ws;
+      load_pair<DT>(row, p, 2 * p + 1 < nb, wq, ws, init);
+      uint8_t* o = out + (i * np + p) * kUnpackedPair;
+      _mm512_store_si512(o, wq);
+      _mm512_store_ps(o + 64, ws);
+      _mm512_store_si512(o + 128, init);
+    }
+  }
 }
 
-template <DType DT, int R, int T>
-void micro_q(const uint8_t* const* w, const QActs& xq, int64_t n_blocks, float* y, int64_t ldy) {
-  __m512 acc[T][R];
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
+// w: row pointers (Unpacked: into unpack_rows' output, else the rows themselves).
+template <DType DT, bool Unpacked, int R, int T, int... I>
+void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const QActs& xq, int64_t n_blocks,
+                 float* y, int64_t ldy) {
+  __m512 acc[T * R];
+  ((acc[I] = _mm512_setzero_ps()), ...);
   const int64_t np = xq.n_pairs;
   for (int64_t p = 0; p < np; ++p) {
-    const bool full = 2 * p + 1 < n_blocks;
-    __m512i wq[R], init[R];
-    __m512 ws[R];
+    __m512i wq[R], init[R], xv[T];
+    __m512 ws[R], xs[T];
     for (int r = 0; r < R; ++r) {
-      if constexpr (T == 1) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (p + 16) * (DT == DType::Q8_0 ? 68 : 36), _MM_HINT_T0);
-      load_pair<DT>(w[r], p, full, wq[r], ws[r], init[r]);
-    }
-    for (int t = 0; t < T; ++t) {
-      __m512i xv = _mm512_loadu_si512(xq.q + (t * np + p) * 64);
-      __m512 xs = act_scales<DT>(xq.d + (t * np + p) * 2);
-      for (int r = 0; r < R; ++r) {
-        __m512i s = _mm512_dpbusd_epi32(init[r], xv, wq[r]);
-        acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(ws[r], xs), acc[t][r]);
+      if constexpr (Unpacked) {
+        const uint8_t* o = w[r] + p * kUnpackedPair;
+        wq[r] = _mm512_load_si512(o);
+        ws[r] = _mm512_load_ps(o + 64);
+        init[r] = _mm512_load_si512(o + 128);
+      } else {
+        if constexpr (T == 1)
+          _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (p + 16) * (DT == DType::Q8_0 ? 68 : 36), _MM_HINT_T0);
+        load_pair<DT>(w[r], p, 2 * p + 1 < n_blocks, wq[r], ws[r], init[r]);
       }
     }
+    for (int t = 0; t < T; ++t) {
+      xv[t] = _mm512_loadu_si512(xq.q + (t * np + p) * 64);
+      xs[t] = _mm512_loadu_ps(xq.s + (t * np + p) * 16);
+    }
+    ((acc[I] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[I % R], xv[I / R], wq[I % R])),
+                               _mm512_mul_ps(ws[I % R], xs[I / R]), acc[I])),
+     ...);
   }
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t][r]);
+  ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
 }
 
-template <DType DT>
+template <DType DT, bool Unpacked, int R, int T>
+void micro_q(const uint8_t* const* w, const QActs& xq, int64_t n_blocks, float* y, int64_t ldy) {
+  micro_q_seq<DT, Unpacked, R, T>(std::make_integer_sequence<int, R * T>{}, w, xq, n_blocks, y, ldy);
+}
+
 using MicroQ = void (*)(const uint8_t* const*, const QActs&, int64_t, float*, int64_t);
 
-template <DType DT, int R>
-MicroQ<DT> pick_q_t(int t) {
+template <DType DT, bool U, int R>
+MicroQ pick_q_t(int t) {
   switch (t) {
-    case 1: return micro_q<DT, R, 1>;
-    case 2: return micro_q<DT, R, 2>;
-    case 3: return micro_q<DT, R, 3>;
-    default: return micro_q<DT, R, 4>;
+    case 1: return micro_q<DT, U, R, 1>;
+    case 2: return micro_q<DT, U, R, 2>;
+    case 3: return micro_q<DT, U, R, 3>;
+    default: return micro_q<DT, U, R, 4>;
   }
 }
-template <DType DT>
-MicroQ<DT> pick_q(int r, int t) {
+template <DType DT, bool U>
+MicroQ pick_q(int r, int t) {
   switch (r) {
-    case 1: return pick_q_t<DT, 1>(t);
-    case 2: return pick_q_t<DT, 2>(t);
-    case 3: return pick_q_t<DT, 3>(t);
-    default: return pick_q_t<DT, 4>(t);
+    case 1: return pick_q_t<DT, U, 1>(t);
+    case 2: return pick_q_t<DT, U, 2>(t);
+    case 3: return pick_q_t<DT, U, 3>(t);
+    default: return pick_q_t<DT, U, 4>(t);
   }
 }
 
 template <DType DT>
-void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1) {
+void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1, uint8_t* scratch) {
   const int64_t np = xq.n_pairs, nb = w.cols / kQK;
-  const int64_t tb = token_block(n_tokens, np * (64 + 8));
+  const int64_t tb = token_block(n_tokens, np * 128);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
     const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
     for (int64_t r = r0; r < r1; r += kRowTile) {
       const int nr = int(r1 - r < kRowTile ? r1 - r : kRowTile);
+      const bool unpack = nt > kMaxT;
       const uint8_t* rows[kRowTile];
-      for (int i = 0; i < nr; ++i) rows[i] = w.row(r + i);
+      if (unpack) unpack_rows<DT>(w, r, nr, np, scratch);
+      for (int i = 0; i < nr; ++i) rows[i] = unpack ? scratch + i * np * kUnpackedPair : w.row(r + i);
       for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
         const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
-        QActs sub{xq.q + t * np * 64, xq.d + t * np * 2, np};
-        pick_q<DT>(nr, tt)(rows, sub, nb, y + t * w.rows + r, w.rows);
+        QActs sub{xq.q + t * np * 64, xq.s + t * np * 16, np};
+        (unpack ? pick_q<DT, true>(nr, tt) : pick_q<DT, false>(nr, tt))(rows, sub, nb, y + t * w.rows + r, w.rows);
       }
     }
   }
@@ -257,12 +312,14 @@ void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, in
   }
 }
 
-void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1) {
-  if (w.dtype == DType::Q8_0) return rows_q<DType::Q8_0>(w, xq, n_tokens, y, r0, r1);
-  return rows_q<DType::Q4_0>(w, xq, n_tokens, y, r0, r1);
+void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                    void* scratch) {
+  uint8_t* s = static_cast<uint8_t*>(scratch);
+  if (w.dtype == DType::Q8_0) return rows_q<DType::Q8_0>(w, xq, n_tokens, y, r0, r1, s);
+  return rows_q<DType::Q4_0>(w, xq, n_tokens, y, r0, r1, s);
 }
 
-void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* d) {
+void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s) {
   const int64_t nb = cols / kQK, np = (nb + 1) / 2;
   for (int64_t b = 0; b < nb; ++b, x += kQK) {
     __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
@@ -285,7 +342,9 @@ void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q,
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + half * 16), q0);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32 + half * 16), q1);
     }
-    d[b] = db;
+    // Lane scales: lanes 0-7 block A, 8-15 block B (Q8_0); lanes 0-3, 8-11 A and 4-7, 12-15 B (Q4_0).
+    for (int l = 0; l < 16; ++l)
+      if (((wtype == DType::Q8_0 ? l / 8 : (l / 4) % 2)) == half) s[p * 16 + l] = db;
   }
   if (nb % 2) {  // padding block of an odd row: x = 0 (u8 128) with scale 0
     uint8_t* dst = q + (np - 1) * 64;
@@ -295,7 +354,8 @@ void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q,
       std::memset(dst + 16, 0x80, 16);
       std::memset(dst + 48, 0x80, 16);
     }
-    d[nb] = 0;
+    for (int l = 0; l < 16; ++l)
+      if ((wtype == DType::Q8_0 ? l / 8 : (l / 4) % 2) == 1) s[(np - 1) * 16 + l] = 0;
   }
 }
 

@@ -12,7 +12,8 @@ namespace dm::kern {
 // the byte order inside a pair matches how the kernel unpacks that weight dtype (see quantize_acts_avx512).
 struct QActs {
   const uint8_t* q = nullptr;  // [n_tokens][n_pairs * 64]: quantized x + 128, as u8
-  const float* d = nullptr;    // [n_tokens][n_pairs * 2]: block scales (0 for the padding block of odd rows)
+  const float* s = nullptr;    // [n_tokens][n_pairs * 16]: the block scale of each int32 lane of a pair's dot
+                               // product (0 for the padding block of odd rows)
   int64_t n_pairs = 0;
 };
 
@@ -27,10 +28,12 @@ void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, in
 void rows_avx2(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
                float* scratch);
 
-// Q8_0 / Q4_0 weights against QActs (AVX-512 VNNI).
-void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1);
-// Quantizes one token's activations (cols values) for weights of dtype wtype (Q8_0 or Q4_0): the same q and d
-// as quantize_activations_q8, laid out as QActs. q: [n_pairs * 64], d: [n_pairs * 2].
-void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* d);
+// Q8_0 / Q4_0 weights against QActs (AVX-512 VNNI). scratch: q8_scratch_bytes(cols), 64-byte aligned.
+void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                    void* scratch);
+inline size_t q8_scratch_bytes(int64_t cols) { return size_t(kRowTile * (cols / 64 + 1) * 192); }
+// Quantizes one token's activations (cols values) for weights of dtype wtype (Q8_0 or Q4_0): the same q and
+// scales as quantize_activations_q8, laid out as QActs. q: [n_pairs * 64], s: [n_pairs * 16].
+void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s);
 
 }  // namespace dm::kern
