@@ -2,6 +2,7 @@
 // multiples of the register row tile, and for Q8_0/Q4_0 on VNNI quantizes the activations once per call
 // (tokens split over threads) before the int8 kernels run. Scalar path: one dequantized row at a time.
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/cpu.h"
@@ -37,18 +38,27 @@ void rows_scalar(const Weight& w, const float* x, int64_t n_tokens, float* y, in
   }
 }
 
-// Runs fn(r0, r1) over [0, rows) split into one contiguous range per thread, on multiples of kRowTile.
+// Runs fn(thread, r0, r1) over [0, rows) in chunks of whole row tiles that threads take from a shared counter
+// (a thread slowed by other load on its core takes fewer chunks). Which thread computes a row never changes
+// its result.
 template <typename Fn>
 void for_rows(int64_t rows, int64_t bytes, ThreadPool* pool, Fn&& fn) {
   // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
   const int nt = pool && rows >= 2 * kern::kRowTile && bytes >= (64 << 10) ? pool->size() : 1;
-  if (nt == 1) return fn(int64_t(0), rows);
+  if (nt == 1) return fn(0, int64_t(0), rows);
   const int64_t tiles = (rows + kern::kRowTile - 1) / kern::kRowTile;
-  pool->run([&](int t, int n) {
-    const int64_t b = tiles * t / n * kern::kRowTile, e = std::min(rows, tiles * (t + 1) / n * kern::kRowTile);
-    if (b < e) fn(b, e);
+  const int64_t chunk = std::max<int64_t>(1, tiles / (int64_t(nt) * 8)) * kern::kRowTile;
+  std::atomic<int64_t> next{0};
+  pool->run([&](int t, int) {
+    for (;;) {
+      const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (b >= rows) break;
+      fn(t, b, std::min(rows, b + chunk));
+    }
   });
 }
+
+int threads_for(ThreadPool* pool) { return pool ? pool->size() : 1; }
 
 }  // namespace
 
@@ -87,19 +97,27 @@ void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadP
       quantize(0, n_tokens);
     }
     const kern::QActs xq{q.as<uint8_t>(), s.as<float>(), n_pairs};
-    for_rows(w.rows, w.bytes(), pool, [&](int64_t r0, int64_t r1) {
-      Buffer scratch(n_tokens > 4 ? kern::q8_scratch_bytes(cols) : 0);
-      kern::rows_q8_avx512(w, xq, n_tokens, y, r0, r1, scratch.data());
+    const size_t per_thread = n_tokens > 4 ? kern::q8_scratch_bytes(cols) : 0;
+    Buffer scratch(per_thread * size_t(threads_for(pool)));
+    for_rows(w.rows, w.bytes(), pool, [&](int t, int64_t r0, int64_t r1) {
+      kern::rows_q8_avx512(w, xq, n_tokens, y, r0, r1, scratch.as<uint8_t>() + t * per_thread);
     });
     return;
   }
 
-  for_rows(w.rows, w.bytes(), pool, [&](int64_t r0, int64_t r1) {
-    std::vector<float> scratch(size_t(kern::kRowTile * cols));
+  // Scratch for a dequantized / converted row tile, where the kernel needs one.
+  const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
+                      w.dtype == DType::F8_E4M3;
+  const size_t per_thread = simd == Simd::Scalar ? size_t(cols)
+                            : direct && n_tokens <= 4 ? 0
+                                                      : size_t(kern::kRowTile * cols);
+  Buffer scratch(per_thread * sizeof(float) * size_t(threads_for(pool)));
+  for_rows(w.rows, w.bytes(), pool, [&](int t, int64_t r0, int64_t r1) {
+    float* sc = scratch.as<float>() + t * per_thread;
     switch (simd) {
-      case Simd::Avx512: return kern::rows_avx512(w, x, n_tokens, y, r0, r1, scratch.data());
-      case Simd::Avx2: return kern::rows_avx2(w, x, n_tokens, y, r0, r1, scratch.data());
-      default: return rows_scalar(w, x, n_tokens, y, r0, r1, scratch.data());
+      case Simd::Avx512: return kern::rows_avx512(w, x, n_tokens, y, r0, r1, sc);
+      case Simd::Avx2: return kern::rows_avx2(w, x, n_tokens, y, r0, r1, sc);
+      default: return rows_scalar(w, x, n_tokens, y, r0, r1, sc);
     }
   });
 }

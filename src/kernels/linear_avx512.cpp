@@ -15,10 +15,14 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives inside its intrinsic headers
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+
+
 namespace dm::kern {
 namespace {
 
 constexpr int kMaxT = 4;  // tokens per register tile
+// Decode reads kRowTile weight rows side by side; prefetching each this far ahead keeps enough lines in flight.
+constexpr int64_t kPrefetchBytes = 2048;
 
 template <DType DT>
 constexpr int64_t elem_bytes() {
@@ -61,7 +65,7 @@ void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
     const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
     if constexpr (T == 1) {  // decode streams weights from memory: fetch well ahead of use
       for (int r = 0; r < R; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (c + 512) * elem_bytes<DT>(), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + c * elem_bytes<DT>() + kPrefetchBytes, _MM_HINT_T0);
     }
     __m512 wv[R], xv[T];
     for (int r = 0; r < R; ++r) {
@@ -238,7 +242,7 @@ void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
         init[r] = _mm512_load_si512(o + 128);
       } else {
         if constexpr (T == 1)
-          _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (p + 16) * (DT == DType::Q8_0 ? 68 : 36), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w[r]) + p * (DT == DType::Q8_0 ? 68 : 36) + kPrefetchBytes, _MM_HINT_T0);
         load_pair<DT>(w[r], p, 2 * p + 1 < n_blocks, wq[r], ws[r], init[r]);
       }
     }
