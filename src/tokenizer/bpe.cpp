@@ -23,7 +23,7 @@ size_t mix(uint64_t k) {
 }
 }  // namespace
 
-Bpe::Bpe(TokenIndex vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt)
+Bpe::Bpe(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt)
     : vocab_(std::move(vocab)), opt_(std::move(opt)) {
   if (opt_.unk_token) {
     unk_id_ = find(*opt_.unk_token);
@@ -74,9 +74,7 @@ Bpe::Bpe(TokenIndex vocab, const std::vector<std::pair<std::string, std::string>
 }
 
 std::optional<int32_t> Bpe::find(std::string_view token) const {
-  auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  return vocab_.find(token);
 }
 
 const Bpe::MergeEntry* Bpe::find_merge(int32_t a, int32_t b) const {

@@ -13,13 +13,14 @@
 #include <utility>
 #include <vector>
 
+#include "tokenizer/vocab.h"
+
 namespace dm {
 
 struct StringHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  size_t operator()(std::string_view s) const { return size_t(Vocab::hash(s)); }
 };
-using TokenIndex = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
 struct BpeOptions {
   std::optional<std::string> unk_token;
@@ -33,14 +34,14 @@ struct BpeOptions {
 class Bpe {
  public:
   // vocab: token text -> id; merges in rank order. Throws dm::Error when a merge names a token not in vocab.
-  Bpe(TokenIndex vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt);
+  Bpe(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt);
   Bpe(Bpe&&) = delete;
 
   // Appends the ids of one pre-token. byte_level: word holds raw bytes that the ByteLevel pre-tokenizer
   // would have mapped to its alphabet (the mapping is applied here, which is faster).
   void encode_word(std::string_view word, bool byte_level, std::vector<int32_t>& out) const;
 
-  const TokenIndex& vocab() const { return vocab_; }
+  const Vocab& vocab() const { return vocab_; }
   std::optional<int32_t> find(std::string_view token) const;
   size_t n_merges() const { return n_merges_; }
 
@@ -60,7 +61,7 @@ class Bpe {
   };
   const MergeEntry* find_merge(int32_t a, int32_t b) const;
 
-  TokenIndex vocab_;
+  Vocab vocab_;
   BpeOptions opt_;
   std::optional<int32_t> unk_id_;
   std::vector<MergeEntry> table_;  // size a power of two; key ~0 marks an empty slot

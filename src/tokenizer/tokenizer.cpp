@@ -16,9 +16,10 @@ Tokenizer::~Tokenizer() = default;
 
 void Tokenizer::Impl::finish() {
   int32_t n = 0;
-  for (const auto& [tok, id] : model->vocab()) {
-    if (id < 0) fail("tokenizer: model.vocab['", tok, "'] has a negative id ", id);
-    n = std::max(n, id + 1);
+  const Vocab& vocab = model->vocab();
+  for (size_t e = 0; e < vocab.size(); ++e) {
+    if (vocab.id(e) < 0) fail("tokenizer: model.vocab['", vocab.token(e), "'] has a negative id ", vocab.id(e));
+    n = std::max(n, vocab.id(e) + 1);
   }
   for (const auto& a : added) {
     if (a.id < 0) fail("tokenizer: added token '", a.content, "' has a negative id ", a.id);
@@ -28,7 +29,7 @@ void Tokenizer::Impl::finish() {
   if (n > (1 << 24)) fail("tokenizer: ids up to ", n - 1, " are implausibly large (vocab of at most 16M expected)");
   id_to_token.assign(size_t(n), std::string_view());
   special.assign(size_t(n), 0);
-  for (const auto& [tok, id] : model->vocab()) id_to_token[size_t(id)] = tok;
+  for (size_t e = 0; e < vocab.size(); ++e) id_to_token[size_t(vocab.id(e))] = vocab.token(e);
   std::vector<AddedToken> raw, normalized;
   for (const auto& a : added) {
     id_to_token[size_t(a.id)] = a.content;
@@ -174,9 +175,9 @@ bool Tokenizer::decodes_bytewise() const {
 
 Tokenizer Tokenizer::from_spec(const TokenizerSpec& spec) {
   auto t = std::make_unique<Impl>();
-  TokenIndex vocab;
+  Vocab vocab;
   vocab.reserve(spec.tokens.size());
-  for (size_t i = 0; i < spec.tokens.size(); ++i) vocab.emplace(spec.tokens[i], int32_t(i));  // first id wins
+  for (size_t i = spec.tokens.size(); i-- > 0;) vocab.insert(spec.tokens[i], int32_t(i));  // first id wins
   t->model = std::make_unique<Bpe>(std::move(vocab), spec.merges, BpeOptions{});
   if (spec.nfc) t->normalizer = make_nfc_normalizer();
   std::vector<std::unique_ptr<PreTokenizer>> steps;

@@ -24,7 +24,124 @@ std::optional<std::string> opt_string(const json& j, const char* key, const std:
   return it->get<std::string>();
 }
 
-std::unique_ptr<Bpe> make_model(const json& m) {
+// SAX reader of tokenizer.json: model.vocab and model.merges (nearly all of the file) go straight into their
+// final form; everything else becomes a DOM. This keeps the 7 MB files well under the 0.5 s load budget.
+class TokenizerSax {
+ public:
+  json root;
+  Vocab vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+  bool have_vocab = false, have_merges = false;
+  std::string error;
+
+  bool null() { return capture() ? bad("null") : dom_.null(); }
+  bool boolean(bool v) { return capture() ? bad("a boolean") : dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return mode_ == Mode::Vocab ? add_id(v) : capture() ? bad("a number") : dom_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) {
+    return mode_ == Mode::Vocab ? add_id(v > uint64_t(INT64_MAX) ? -1 : int64_t(v)) : capture() ? bad("a number") : dom_.number_unsigned(v);
+  }
+  bool number_float(json::number_float_t v, const std::string& s) { return capture() ? bad("a number") : dom_.number_float(v, s); }
+  bool binary(json::binary_t& v) { return capture() ? bad("binary") : dom_.binary(v); }
+  bool string(std::string& v) {
+    if (mode_ == Mode::Vocab) return bad("a string");
+    if (mode_ != Mode::Merges) return dom_.string(v);
+    if (in_pair_) {
+      parts_.push_back(std::move(v));
+      return true;
+    }
+    size_t sp = v.find(' ');
+    if (sp == std::string::npos || v.find(' ', sp + 1) != std::string::npos)
+      return fail_here(cat("model.merges[", merges.size(), "]: '", v, "' is not two tokens separated by one space"));
+    merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
+    return true;
+  }
+  bool key(std::string& k) {
+    if (mode_ == Mode::Vocab) {
+      key_ = std::move(k);
+      return true;
+    }
+    if (depth_ == 1) top_key_ = k;
+    last_key_ = k;
+    return dom_.key(k);
+  }
+  bool start_object(std::size_t n) {
+    if (capture()) return bad("an object");
+    if (depth_ == 2 && top_key_ == "model" && last_key_ == "vocab") {
+      mode_ = Mode::Vocab;
+      have_vocab = true;
+      return dom_.start_object(0) && dom_.end_object();
+    }
+    ++depth_;
+    return dom_.start_object(n);
+  }
+  bool end_object() {
+    if (mode_ == Mode::Vocab) {
+      mode_ = Mode::Dom;
+      return true;
+    }
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) {
+    if (mode_ == Mode::Vocab) return bad("an array");
+    if (mode_ == Mode::Merges) {
+      if (in_pair_) return bad("a nested array");
+      in_pair_ = true;
+      parts_.clear();
+      return true;
+    }
+    if (depth_ == 2 && top_key_ == "model" && last_key_ == "merges") {
+      mode_ = Mode::Merges;
+      have_merges = true;
+      return dom_.start_array(0) && dom_.end_array();
+    }
+    ++depth_;
+    return dom_.start_array(n);
+  }
+  bool end_array() {
+    if (mode_ == Mode::Merges) {
+      if (!in_pair_) {
+        mode_ = Mode::Dom;
+        return true;
+      }
+      in_pair_ = false;
+      if (parts_.size() != 2) return fail_here(cat("model.merges[", merges.size(), "]: expected [\"a\", \"b\"]"));
+      merges.emplace_back(std::move(parts_[0]), std::move(parts_[1]));
+      return true;
+    }
+    --depth_;
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) {
+    return fail_here(cat("not valid JSON (byte ", pos, "): ", e.what()));
+  }
+
+ private:
+  enum class Mode { Dom, Vocab, Merges };
+  bool capture() const { return mode_ != Mode::Dom; }
+  bool fail_here(std::string msg) {
+    if (error.empty()) error = std::move(msg);
+    return false;
+  }
+  bool bad(const char* what) {
+    if (mode_ == Mode::Vocab) return fail_here(cat("model.vocab['", key_, "']: expected an integer id, found ", what));
+    return fail_here(cat("model.merges[", merges.size(), "]: expected \"a b\" or [\"a\", \"b\"], found ", what));
+  }
+  bool add_id(int64_t id) {
+    if (id < 0 || id >= (1 << 24)) return fail_here(cat("model.vocab['", key_, "']: id ", id, " out of range"));
+    vocab.insert(key_, int32_t(id));
+    return true;
+  }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_{root, false};
+  Mode mode_ = Mode::Dom;
+  int depth_ = 0;
+  std::string top_key_, last_key_, key_;
+  bool in_pair_ = false;
+  std::vector<std::string> parts_;
+};
+
+std::unique_ptr<Bpe> make_model(const json& m, TokenizerSax& sax) {
   const std::string w = "tokenizer.json: model";
   if (!m.is_object()) fail(w, ": expected an object, found ", m.type_name());
   if (auto type = opt_string(m, "type", w); type && *type != "BPE")
@@ -34,33 +151,11 @@ std::unique_ptr<Bpe> make_model(const json& m) {
     double d = it->get<double>();
     if (d > 0 && d < 1) fail(w, ".dropout: ", d, " is not supported (deterministic BPE only)");
   }
-  const json& v = json_field(m, "vocab", w);
-  if (!v.is_object()) fail(w, ".vocab: expected an object, found ", v.type_name());
-  TokenIndex vocab;
-  vocab.reserve(v.size());
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    if (!it.value().is_number_integer()) fail(w, ".vocab['", it.key(), "']: expected an integer id");
-    int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id >= (1 << 24)) fail(w, ".vocab['", it.key(), "']: id ", id, " out of range");
-    vocab.emplace(it.key(), int32_t(id));
+  if (!sax.have_vocab) {
+    const json& v = json_field(m, "vocab", w);
+    fail(w, ".vocab: expected an object, found ", v.type_name());
   }
-  const json& ms = json_array(m, "merges", w);
-  std::vector<std::pair<std::string, std::string>> merges;
-  merges.reserve(ms.size());
-  for (size_t i = 0; i < ms.size(); ++i) {
-    const json& e = ms[i];
-    if (e.is_string()) {
-      const std::string& s = e.get_ref<const std::string&>();
-      size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        fail(w, ".merges[", i, "]: '", s, "' is not two tokens separated by one space");
-      merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
-    } else {
-      fail(w, ".merges[", i, "]: expected \"a b\" or [\"a\", \"b\"], found ", e.dump().substr(0, 80));
-    }
-  }
+  if (!sax.have_merges) json_array(m, "merges", w);  // reports the missing or mistyped field
   BpeOptions opt;
   opt.unk_token = opt_string(m, "unk_token", w);
   opt.continuing_subword_prefix = opt_string(m, "continuing_subword_prefix", w).value_or("");
@@ -68,7 +163,7 @@ std::unique_ptr<Bpe> make_model(const json& m) {
   opt.fuse_unk = json_bool(m, "fuse_unk", w, false);
   opt.byte_fallback = json_bool(m, "byte_fallback", w, false);
   opt.ignore_merges = json_bool(m, "ignore_merges", w, false);
-  return std::make_unique<Bpe>(std::move(vocab), merges, std::move(opt));
+  return std::make_unique<Bpe>(std::move(sax.vocab), sax.merges, std::move(opt));
 }
 
 std::vector<AddedToken> parse_added_tokens(const json& root) {
@@ -168,9 +263,11 @@ std::string read_file(const std::filesystem::path& p) {
 Tokenizer Tokenizer::from_json(const std::string& tokenizer_json, const std::string& tokenizer_config_json) {
   auto t = std::make_unique<Impl>();
   try {
-    json root = json::parse(tokenizer_json);
+    TokenizerSax sax;
+    if (!json::sax_parse(tokenizer_json, &sax)) fail("tokenizer.json: ", sax.error.empty() ? "not valid JSON" : sax.error);
+    const json& root = sax.root;
     if (!root.is_object()) fail("tokenizer.json: expected an object at the top, found ", root.type_name());
-    t->model = make_model(json_field(root, "model", "tokenizer.json"));
+    t->model = make_model(json_field(root, "model", "tokenizer.json"), sax);
     t->added = parse_added_tokens(root);
     auto get = [&](const char* key) -> const json& {
       static const json null_value;  // immutable
