@@ -146,6 +146,30 @@ TEST(DenseLoad, RopeAdjacentOnPermutedRows) {
   EXPECT_GT(max_abs_diff(run_sequence(*wrong, toks, "prefill", 0, nullptr), want), 1e-2);
 }
 
+// Tied embeddings: lm_head is embed_tokens. A tied checkpoint (no lm_head.weight) must equal an untied one whose
+// lm_head.weight is a copy of embed_tokens; a tied checkpoint that still carries an lm_head.weight ignores it.
+TEST(DenseLoad, TiedEmbeddings) {
+  Checkpoint ck = open("qwen3_tiny");
+  const StoredTensor embed = *ck.store->find("model.embed_tokens.weight");
+  auto untied = edited(*ck.store, [&](const std::string& n, StoredTensor& t) {
+    if (n == "lm_head.weight") t = embed;
+    return true;
+  });
+  auto tied = edited(*ck.store, [](const std::string& n, StoredTensor&) { return n != "lm_head.weight"; });
+  nlohmann::json j = ck.config.json();
+  j["tie_word_embeddings"] = true;
+  std::vector<int32_t> toks = golden_tokens("qwen3_tiny", "main");
+  std::vector<float> want = run_sequence(*load_llama(ck.config, untied, {}), toks, "prefill", 0, nullptr);
+  EXPECT_EQ(run_sequence(*load_llama(JsonConfig(j, "x"), tied, {}), toks, "prefill", 0, nullptr), want);
+  // With the original (different) lm_head.weight present but tied in the config, it is ignored.
+  EXPECT_EQ(run_sequence(*load_llama(JsonConfig(j, "x"), ck.store, {}), toks, "prefill", 0, nullptr), want);
+  // The golden's own lm_head gives other logits, so the comparisons above can fail.
+  std::vector<float> golden = read_f32(golden_dir("qwen3_tiny") + "/logits/main_fp32_prefill.f32");
+  EXPECT_GT(max_abs_diff(want, golden), 1e-2);
+  EXPECT_EQ(load_llama(JsonConfig(j, "x"), tied, {})->info().n_params + 512 * 64,
+            load_llama(ck.config, ck.store, {})->info().n_params);
+}
+
 TEST(DenseLoad, NormTopkProbFalse) {
   Checkpoint ck = open("qwen3moe_tiny");
   nlohmann::json j = ck.config.json();
