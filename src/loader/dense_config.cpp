@@ -149,6 +149,17 @@ DenseConfig parse_dense_config(const JsonConfig& c) {
   parse_rope(c, d);
   if (!(d.rope_theta > 0)) fail(c.path(), ": field 'rope_theta' must be > 0");
   d.rope_adjacent = c.get_bool("deepmoe_rope_adjacent", false);
+  if (c.has("deepmoe_rope_freq_factors")) {
+    const auto& f = c.json()["deepmoe_rope_freq_factors"];
+    if (!f.is_array() || int64_t(f.size()) != d.head_dim / 2)
+      fail(c.path(), ": field 'deepmoe_rope_freq_factors' must be an array of head_dim/2 = ", d.head_dim / 2, " numbers");
+    for (const auto& x : f) {
+      if (!x.is_number() || !(x.get<double>() > 0))
+        fail(c.path(), ": field 'deepmoe_rope_freq_factors' holds ", x.dump(), "; expected positive numbers");
+      d.rope_freq_factors.push_back(x.get<double>());
+    }
+    if (d.rope_llama3) fail(c.path(), ": fields 'deepmoe_rope_freq_factors' and 'rope_scaling' exclude each other");
+  }
   reject_sliding_window(c);
 
   if (d.model_type == "qwen2") {

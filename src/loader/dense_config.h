@@ -40,6 +40,9 @@ struct DenseConfig {
   // Extension for adapters (GGUF): "deepmoe_rope_adjacent": true means q/k rows are stored so that rotary
   // pairs are adjacent (2i, 2i+1), as llama.cpp's converter permutes Llama q/k; default: halves (rotate_half).
   bool rope_adjacent = false;
+  // Extension for adapters (GGUF): "deepmoe_rope_freq_factors": [head_dim/2 numbers] divides each inverse
+  // frequency, as llama.cpp's rope_freqs.weight does (how its files carry llama3 scaling). Excludes rope_scaling.
+  std::vector<double> rope_freq_factors;
 
   bool qkv_bias = false;   // q/k/v_proj.bias: always for qwen2; attention_bias for llama/qwen3
   bool o_bias = false;     // o_proj.bias: attention_bias for llama/qwen3 (never for qwen2)

@@ -22,6 +22,7 @@ std::vector<float> rope_inv_freq(const DenseConfig& c) {
   for (int64_t i = 0; i < half; ++i) {
     float e = float(2 * i) / float(c.head_dim);
     f[size_t(i)] = 1.0f / float(std::pow(c.rope_theta, double(e)));
+    if (!c.rope_freq_factors.empty()) f[size_t(i)] /= float(c.rope_freq_factors[size_t(i)]);
   }
   if (!c.rope_llama3) return f;
   const auto& s = c.llama3;

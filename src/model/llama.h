@@ -4,7 +4,8 @@
 // KV cache: per token and layer, K then V of every KV head after rope: kv_width = 2 · num_key_value_heads ·
 // head_dim. Config extension for adapters: "deepmoe_rope_adjacent": true rotates adjacent pairs (2i, 2i+1)
 // instead of halves, for q/k rows stored in llama.cpp's permuted order (q_norm/k_norm weights, if any, must be
-// permuted the same way).
+// permuted the same way); "deepmoe_rope_freq_factors": [head_dim/2] divides the inverse frequencies (llama.cpp's
+// rope_freqs tensor, its form of llama3 scaling). See loader/dense_config.h.
 #pragma once
 #include <memory>
 #include <string>

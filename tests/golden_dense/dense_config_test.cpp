@@ -121,6 +121,8 @@ TEST(DenseConfig, ErrorsNameTheField) {
   EXPECT_TRUE(has(parse_error(m, [](auto& j) { j.erase("moe_intermediate_size"); }), "moe_intermediate_size"));
   EXPECT_TRUE(has(parse_error(m, [](auto& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8}}; }),
                   "low_freq_factor"));
+  EXPECT_TRUE(has(parse_error(q, [](auto& j) { j["deepmoe_rope_freq_factors"] = {1.0, 2.0}; }),
+                  "deepmoe_rope_freq_factors"));
   // Accepted: torch_dtype or dtype, sliding-window fields that are off, eos lists.
   EXPECT_EQ(parse_error(q, [](auto& j) { j.erase("torch_dtype"); j["dtype"] = "bfloat16"; }), "");
   EXPECT_EQ(parse_error(q, [](auto& j) { j["sliding_window"] = 4096; j["eos_token_id"] = {1, 2}; }), "");

@@ -1,5 +1,6 @@
 // Loading the Llama-style family: missing / misshapen / wrongly typed tensors give dm::Error naming the tensor;
-// the GGUF-layout rope flag (deepmoe_rope_adjacent) on llama.cpp-permuted q/k rows reproduces the golden;
+// the GGUF-layout rope flags (deepmoe_rope_adjacent, deepmoe_rope_freq_factors) on llama.cpp-permuted q/k rows
+// reproduce the golden;
 // norm_topk_prob false routes with unnormalised weights.
 #include <gtest/gtest.h>
 
@@ -140,6 +141,13 @@ TEST(DenseLoad, RopeAdjacentOnPermutedRows) {
   j["deepmoe_rope_adjacent"] = true;
   auto m = load_llama(JsonConfig(j, "x"), permuted, {});
   EXPECT_LE(max_abs_diff(run_sequence(*m, toks, "prefill", 0, nullptr), want), 1e-4);
+  // llama.cpp's files carry llama3 scaling as rope_freqs.weight, one divisor per frequency; these are the values
+  // of tests/data/golden-gguf/llama3_tiny/model-f32.gguf, written by llama.cpp's converter.
+  nlohmann::json g = j;
+  g.erase("rope_scaling");
+  g["deepmoe_rope_freq_factors"] = {1.0, 2.4422595500946045, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0};
+  auto mg = load_llama(JsonConfig(g, "x"), permuted, {});
+  EXPECT_LE(max_abs_diff(run_sequence(*mg, toks, "prefill", 0, nullptr), want), 1e-4);
   // Without the flag the same rows are wrong: the test can fail.
   j.erase("deepmoe_rope_adjacent");
   auto wrong = load_llama(JsonConfig(j, "x"), permuted, {});
