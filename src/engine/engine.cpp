@@ -34,7 +34,7 @@ struct Engine::Sequence {
   std::vector<uint64_t> hashes; // chained hashes of blocks[0 .. hashes.size()), all full and published
   TokenCounts counts;
   SamplerRng rng{0};
-  Usage usage;
+  RequestUsage usage;
   bool admitted_before = false;
   bool planned = false;
   bool stop_requested = false;  // the callback returned false

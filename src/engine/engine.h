@@ -42,7 +42,7 @@ enum class FinishReason {
 };
 const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error", ""
 
-struct Usage {
+struct RequestUsage {
   int64_t prompt_tokens = 0;
   int64_t cached_prompt_tokens = 0;  // prompt tokens whose KV came from the prefix cache (DeepSeek's cache hits)
   int64_t completion_tokens = 0;     // includes a final EOS / stop token
@@ -62,7 +62,7 @@ struct StreamEvent {
   std::vector<TokenLogprob> top_logprobs;
   FinishReason finish = FinishReason::None;  // != None: the last event of this request
   std::string error;                         // with FinishReason::Error
-  Usage usage;                               // so far; final with the last event
+  RequestUsage usage;                               // so far; final with the last event
   Timing timing;
 };
 // Return false to stop the request (it finishes with FinishReason::Stop and gets one more, final, event).

@@ -20,7 +20,7 @@ struct Collector {
   std::vector<int32_t> tokens;
   std::vector<StreamEvent> events;
   FinishReason finish = FinishReason::None;
-  Usage usage;
+  RequestUsage usage;
   int finals = 0;
   int stop_after = -1;  // return false after this many tokens
   std::mutex mu;
