@@ -8,7 +8,13 @@
 
 namespace dm {
 
+Simd linear_simd(const LinearOptions&) { return Simd::Scalar; }
+
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  linear(w, x, n_tokens, y, pool, LinearOptions{});
+}
+
+void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions&) {
   DM_CHECK(linear_supports(w.dtype), "linear: unsupported dtype ", dtype_name(w.dtype));
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> row(size_t(w.cols));
