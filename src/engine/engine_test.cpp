@@ -263,6 +263,8 @@ TEST(Engine, RejectsWhatCanNeverFit) {
   EXPECT_EQ(e.submit(request({3}, 4, greedy(), c)).reject, RejectReason::QueueFull);
   EXPECT_EQ(e.metrics().requests_rejected, 8u);
   EXPECT_EQ(c.finals, 0);  // rejected requests get no events
+  e.stop();                // the two queued ones are cancelled (before `c` goes away)
+  EXPECT_EQ(c.finals, 2);
 }
 
 TEST(Engine, StopsAtTheContextLimit) {
