@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/model_loading.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -190,14 +191,6 @@ void copy_tokenizer(const fs::path& from, const fs::path& to) {
     if (fs::exists(from / f)) fs::copy_file(from / f, to / f, fs::copy_options::overwrite_existing);
 }
 
-std::string human_bytes(double b) {
-  const char* unit[] = {"B", "KB", "MB", "GB", "TB"};
-  int u = 0;
-  while (b >= 1000 && u < 4) b /= 1000, ++u;
-  char s[32];
-  std::snprintf(s, sizeof s, "%.1f %s", b, unit[u]);
-  return s;
-}
 
 }  // namespace
 
