@@ -67,7 +67,8 @@ ModelInfo describe_model(const std::string& path) {
       if (weights) return load_llama(cfg, std::make_shared<const WeightStore>(std::move(*weights)), {})->info();
       // Config only: what a checkpoint of this config would hold, at its torch_dtype.
       ModelInfo m;
-      m.architecture = cfg.json().value("architectures", nlohmann::json::array()).value(0, "");
+      const auto& archs = cfg.json().value("architectures", nlohmann::json::array());
+      if (!archs.empty() && archs[0].is_string()) m.architecture = archs[0].get<std::string>();
       m.model_type = cfg.get_string("model_type", "");
       m.vocab_size = cfg.get_int("vocab_size");
       m.hidden_size = cfg.get_int("hidden_size");
