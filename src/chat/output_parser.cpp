@@ -89,12 +89,12 @@ ParsedDelta OutputParser::finish() {
     if (mode_ == Mode::Content) out.content += held_ws_;  // trailing content whitespace is real content
   } else if (mode_ == Mode::HermesCall) {
     // Generation stopped before </tool_call>: keep a complete call, else give the text back as content.
-    if (!parse_hermes_call(buf_, out)) out.content += held_ws_ + std::string(kHermesBegin) + buf_;
+    if (!parse_hermes_call(buf_, out)) out.content += dropped_ws_ + std::string(kHermesBegin) + buf_;
   } else {
     std::string_view rest = buf_;
     size_t b = rest.rfind(kCallBegin);
     if (b == std::string_view::npos || !parse_deepseek_call(rest.substr(b + kCallBegin.size()), out))
-      if (!trim(rest).empty()) out.content += std::string(kCallsBegin) + buf_;
+      if (!trim(rest).empty()) out.content += dropped_ws_ + entry_marker_ + buf_;
   }
   buf_.clear();
   held_ws_.clear();
@@ -193,7 +193,8 @@ void OutputParser::process(ParsedDelta& out, bool at_end) {
         return;
       }
       emit(out, std::string_view(buf_).substr(0, at), reasoning);
-      held_ws_.clear();  // whitespace right before a marker belongs to neither side
+      dropped_ws_ = std::move(held_ws_);  // whitespace right before a marker belongs to neither side...
+      held_ws_.clear();
       if (found == cfg_.reasoning_end && reasoning) {
         mode_ = Mode::Content;
         strip_leading_ = true;
@@ -207,7 +208,8 @@ void OutputParser::process(ParsedDelta& out, bool at_end) {
         buf_.erase(0, at + found.size());
       } else {
         mode_ = Mode::DeepSeekCalls;
-        buf_.erase(0, at + (found == kCallsBegin ? found.size() : 0));  // a bare call begin stays in the buffer
+        entry_marker_ = found == kCallsBegin ? std::string(found) : std::string();
+        buf_.erase(0, at + entry_marker_.size());  // a bare call begin stays in the buffer
       }
       strip_leading_ = strip_leading_ || mode_ != Mode::Reasoning;
       continue;
@@ -216,7 +218,8 @@ void OutputParser::process(ParsedDelta& out, bool at_end) {
       size_t e = buf_.find(kHermesEnd);
       if (e == std::string::npos) return;
       std::string body = buf_.substr(0, e);
-      if (!parse_hermes_call(body, out)) out.content += std::string(kHermesBegin) + body + std::string(kHermesEnd);
+      if (!parse_hermes_call(body, out))  // ...unless the "marker" turns out to be text
+        out.content += dropped_ws_ + std::string(kHermesBegin) + body + std::string(kHermesEnd);
       buf_.erase(0, e + kHermesEnd.size());
       mode_ = Mode::Content;
       strip_leading_ = true;

@@ -54,6 +54,8 @@ class OutputParser {
   Mode mode_;
   std::string buf_;              // text not yet consumed
   std::string held_ws_;          // trailing whitespace of content / reasoning, dropped before a marker
+  std::string dropped_ws_;       // the whitespace dropped before the last tool-call marker
+  std::string entry_marker_;     // what opened the DeepSeek tool-call section (given back if it was not one)
   bool strip_leading_ = false;   // drop whitespace at the start of the next content / reasoning
   int n_calls_ = 0;
 
