@@ -295,9 +295,10 @@ void deepseek_set_mla_impl(Model& model, MlaImpl impl) {
   m->mla_impl = impl;
 }
 
-void parallel_items(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
+                    const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  if (pool && pool->size() > 1 && n > 1)
+  if (pool && pool->size() > 1 && n > 1 && double(n) * cost_per_item > 65536)
     pool->parallel_for(n, fn);
   else
     fn(0, n);

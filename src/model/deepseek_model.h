@@ -87,7 +87,9 @@ class DeepseekModel : public Model {
 };
 
 void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out, ThreadPool* pool);
-// fn(i) for i in [0, n), split over the pool's threads (or inline without a pool).
-void parallel_items(ThreadPool* pool, int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+// fn(begin, end) over [0, n), split over the pool's threads when the work (n · cost_per_item multiply-adds) is
+// worth a fork-join, else inline.
+void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
+                    const std::function<void(int64_t begin, int64_t end)>& fn);
 
 }  // namespace dm
