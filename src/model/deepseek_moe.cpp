@@ -37,8 +37,7 @@ void top_k(const float* v, int64_t n, int64_t k, int32_t* out) {
 
 }  // namespace
 
-// logits: [n_routed_experts] gate outputs of one token -> idx, w: [num_experts_per_tok].
-void DeepseekModel::route(const MoeWeights& m, const float* logits, int32_t* idx, float* w) const {
+void moe_route(const DeepseekConfig& c, const std::vector<float>& bias, const float* logits, int32_t* idx, float* w) {
   const int64_t n = c.n_routed_experts, k = c.num_experts_per_tok;
   std::vector<float> s(logits, logits + n);  // scores, what the weights are taken from
   if (c.scoring_func == ScoringFunc::Softmax)
@@ -46,8 +45,8 @@ void DeepseekModel::route(const MoeWeights& m, const float* logits, int32_t* idx
   else
     for (float& v : s) v = 1.0f / (1.0f + std::exp(-v));
   std::vector<float> b = s;  // selection scores
-  if (!m.e_score_correction_bias.empty())
-    for (int64_t e = 0; e < n; ++e) b[size_t(e)] += m.e_score_correction_bias[size_t(e)];
+  if (!bias.empty())
+    for (int64_t e = 0; e < n; ++e) b[size_t(e)] += bias[size_t(e)];
 
   if (c.topk_method != TopkMethod::Greedy && c.n_group > 1) {
     const int64_t per = n / c.n_group;
@@ -92,7 +91,7 @@ void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPoo
   linear(m.gate, x, T, gate_logits.data(), pool);
   std::vector<int32_t> idx(static_cast<size_t>(T * k));  // [T, k]
   std::vector<float> w(static_cast<size_t>(T * k));      // [T, k]
-  for (int64_t t = 0; t < T; ++t) route(m, &gate_logits[size_t(t * n)], &idx[size_t(t * k)], &w[size_t(t * k)]);
+  for (int64_t t = 0; t < T; ++t) moe_route(c, m.e_score_correction_bias, &gate_logits[size_t(t * n)], &idx[size_t(t * k)], &w[size_t(t * k)]);
   if (trace) {
     auto& te = trace->experts[size_t(il)];
     auto& tw = trace->weights[size_t(il)];

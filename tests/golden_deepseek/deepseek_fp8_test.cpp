@@ -159,3 +159,78 @@ TEST(DeepseekFp8Rounding, FastQuantizerMatchesCore) {
 INSTANTIATE_TEST_SUITE_P(All, DeepseekFp8, testing::Values("v3_tiny", "v3_fp8"));
 
 }  // namespace
+
+namespace {
+
+// SHA-256 (FIPS 180-4), for the golden's hashes of dequantized FP8 weights.
+std::string sha256_hex(const uint8_t* data, size_t n) {
+  static const uint32_t K[64] = {
+      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+      0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+      0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+      0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+      0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+      0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+      0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+      0xc67178f2};
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  std::vector<uint8_t> m(data, data + n);
+  m.push_back(0x80);
+  while (m.size() % 64 != 56) m.push_back(0);
+  for (int i = 7; i >= 0; --i) m.push_back(uint8_t((uint64_t(n) * 8) >> (8 * i)));
+  auto rotr = [](uint32_t x, int r) { return (x >> r) | (x << (32 - r)); };
+  for (size_t off = 0; off < m.size(); off += 64) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; ++i)
+      w[i] = uint32_t(m[off + 4 * size_t(i)]) << 24 | uint32_t(m[off + 4 * size_t(i) + 1]) << 16 |
+             uint32_t(m[off + 4 * size_t(i) + 2]) << 8 | m[off + 4 * size_t(i) + 3];
+    for (int i = 16; i < 64; ++i) {
+      uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; ++i) {
+      uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+      uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    uint32_t v[8] = {a, b, c, d, e, f, g, hh};
+    for (int i = 0; i < 8; ++i) h[i] += v[i];
+  }
+  std::string out;
+  char buf[9];
+  for (uint32_t x : h) {
+    std::snprintf(buf, sizeof buf, "%08x", x);
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(DeepseekFp8Golden, Sha256OfKnownInput) {
+  const std::string abc = "abc";
+  EXPECT_EQ(sha256_hex(reinterpret_cast<const uint8_t*>(abc.data()), 3),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9c6b410ff61f20015ad");
+}
+
+// Every FP8 tensor of v3_fp8/hf_fp8, dequantized as the model computes with it (Weight + scale_inv), hashes to the
+// golden's W' (catches wrong subnormal, NaN or scale-block decoding that logits might not).
+TEST(DeepseekFp8Golden, DequantizedWeightsMatchGoldenHashes) {
+  const std::string dir = kGolden + "/v3_fp8/hf_fp8";
+  WeightStore store = WeightStore::open_safetensors(dir);
+  auto tensors = golden_json("v3_fp8")["fp8"]["stats"]["tensors"];
+  int n = 0;
+  for (auto& [name, t] : tensors.items()) {
+    const TensorView& v = store.get(name, {DType::F8_E4M3}, t["shape"].get<std::vector<int64_t>>());
+    Weight w{DType::F8_E4M3, v.dim(0), v.dim(1), v.data, store.find(name + "_scale_inv")->view.f32()};
+    std::vector<float> deq(size_t(w.rows * w.cols));
+    dequantize_rows(w, 0, w.rows, deq.data());
+    EXPECT_EQ(sha256_hex(reinterpret_cast<const uint8_t*>(deq.data()), deq.size() * 4),
+              t["W'_sha256 (float32 LE row-major)"].get<std::string>())
+        << name;
+    ++n;
+  }
+  EXPECT_EQ(n, 72);
+}
