@@ -42,8 +42,7 @@ void parse_rope(const JsonConfig& c, DenseConfig& d) {
   d.rope_theta = rs.get_double("rope_theta", d.rope_theta);
   std::string type = rs.has("rope_type") ? rs.get_string("rope_type") : rs.get_string("type", "default");
   if (type == "default") return;
-  if (type != "llama3")
-    fail(c.path(), ": field '", key, ".rope_type' is '", type, "'; supported: default, llama3");
+  if (type != "llama3") fail(c.path(), ": field '", key, ".rope_type' is '", type, "'; supported: default, llama3");
   d.rope_llama3 = true;
   d.llama3.factor = rs.get_double("factor");
   d.llama3.low_freq_factor = rs.get_double("low_freq_factor");
@@ -70,8 +69,8 @@ void parse_moe(const JsonConfig& c, DenseConfig& d) {
   d.num_experts = positive(c, "num_experts");
   d.num_experts_per_tok = positive(c, "num_experts_per_tok");
   if (d.num_experts_per_tok > d.num_experts)
-    fail(c.path(), ": field 'num_experts_per_tok' (", d.num_experts_per_tok, ") exceeds num_experts (",
-         d.num_experts, ")");
+    fail(c.path(), ": field 'num_experts_per_tok' (", d.num_experts_per_tok, ") exceeds num_experts (", d.num_experts,
+         ")");
   d.moe_intermediate_size = positive(c, "moe_intermediate_size");
   d.norm_topk_prob = c.get_bool("norm_topk_prob", false);
   d.decoder_sparse_step = positive(c, "decoder_sparse_step", 1);
@@ -80,8 +79,8 @@ void parse_moe(const JsonConfig& c, DenseConfig& d) {
     if (!m.is_array()) fail(c.path(), ": field 'mlp_only_layers' must be an array of layer indices");
     for (const auto& x : m) {
       if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= d.num_hidden_layers)
-        fail(c.path(), ": field 'mlp_only_layers' holds ", x.dump(), "; expected indices in [0, ",
-             d.num_hidden_layers, ")");
+        fail(c.path(), ": field 'mlp_only_layers' holds ", x.dump(), "; expected indices in [0, ", d.num_hidden_layers,
+             ")");
       d.mlp_only_layers.push_back(x.get<int64_t>());
     }
   }
@@ -152,7 +151,8 @@ DenseConfig parse_dense_config(const JsonConfig& c) {
   if (c.has("deepmoe_rope_freq_factors")) {
     const auto& f = c.json()["deepmoe_rope_freq_factors"];
     if (!f.is_array() || int64_t(f.size()) != d.head_dim / 2)
-      fail(c.path(), ": field 'deepmoe_rope_freq_factors' must be an array of head_dim/2 = ", d.head_dim / 2, " numbers");
+      fail(c.path(), ": field 'deepmoe_rope_freq_factors' must be an array of head_dim/2 = ", d.head_dim / 2,
+           " numbers");
     for (const auto& x : f) {
       if (!x.is_number() || !(x.get<double>() > 0))
         fail(c.path(), ": field 'deepmoe_rope_freq_factors' holds ", x.dump(), "; expected positive numbers");
