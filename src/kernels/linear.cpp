@@ -86,17 +86,20 @@ void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadP
     const int64_t n_pairs = (cols / kQK + 1) / 2;
     Buffer q(size_t(n_tokens * n_pairs * 64));
     Buffer s(size_t(n_tokens * n_pairs * 16) * sizeof(float));
+    Buffer c(w.dtype == DType::Q4_0 ? size_t(n_tokens * n_pairs * 16) * sizeof(int32_t) : 0);
     auto quantize = [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
         kern::quantize_acts_avx512(x + t * cols, cols, w.dtype, q.as<uint8_t>() + t * n_pairs * 64,
-                                   s.as<float>() + t * n_pairs * 16);
+                                   s.as<float>() + t * n_pairs * 16,
+                                   w.dtype == DType::Q4_0 ? c.as<int32_t>() + t * n_pairs * 16 : nullptr);
     };
     if (pool && pool->size() > 1 && n_tokens >= 2 * pool->size()) {
       pool->parallel_for(n_tokens, quantize);
     } else {
       quantize(0, n_tokens);
     }
-    const kern::QActs xq{q.as<uint8_t>(), s.as<float>(), n_pairs};
+    const kern::QActs xq{q.as<uint8_t>(), s.as<float>(), w.dtype == DType::Q4_0 ? c.as<int32_t>() : nullptr,
+                         n_pairs};
     const size_t per_thread = n_tokens > 4 ? kern::q8_scratch_bytes(cols) : 0;
     Buffer scratch(per_thread * size_t(threads_for(pool)));
     for_rows(w.rows, w.bytes(), pool, [&](int t, int64_t r0, int64_t r1) {
