@@ -147,7 +147,7 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       const float* srow[kRowTile] = {};
       bool as_f32 = true;
       if (w.dtype != DT) {  // other dtypes: dequantize the row tile once per token block
-        dequantize_rows(w, r, r + nr, scratch);
+        dequantize_rows_avx512(w, r, r + nr, scratch);
       } else if (nt <= kMaxT) {  // one token tile: read (and convert) the weights in place
         as_f32 = DT == DType::F32;
         for (int i = 0; i < nr; ++i) {

@@ -29,6 +29,9 @@ void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, in
 void rows_avx2(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
                float* scratch);
 
+// dequantize_rows() with AVX-512 for the K-quants (bit-identical to the scalar reference); others fall back.
+void dequantize_rows_avx512(const Weight& w, int64_t r0, int64_t r1, float* out);
+
 // Q8_0 / Q4_0 weights against QActs (AVX-512 VNNI). scratch: q8_scratch_bytes(cols), 64-byte aligned.
 void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
                     void* scratch);
