@@ -115,8 +115,8 @@ void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadP
   linear_multi(&job, 1, pool, opt);
 }
 
-// Work items are (job, row chunk) pairs taken by the threads from one shared counter: a thread slowed by other
-// load on its core takes fewer, and which thread computes a row never changes its result.
+// Work items are (job, row chunk) pairs taken by the threads from one shared counter (ThreadPool::run_elastic):
+// a thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
 void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt) {
   std::vector<Plan> plans(n_jobs);
   int64_t total_rows = 0, total_tokens = 0;
@@ -133,15 +133,25 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
   const int nt = pool && total_rows >= 2 * kern::kRowTile && total_bytes >= (64 << 10) ? pool->size() : 1;
 
-  // Activations of the int8 path, quantized once per job (tokens split over threads when there are many).
+  // Activations of the int8 path, quantized once per job (in chunks of tokens shared by the threads when
+  // there are many).
+  struct TokenChunk {
+    Plan* plan;
+    int64_t t0, t1;
+  };
+  std::vector<TokenChunk> chunks;
   for (Plan& p : plans) {
     if (!p.int8) continue;
-    const int64_t n = p.job->n_tokens;
-    if (nt > 1 && n >= 2 * nt) {
-      pool->parallel_for(n, [&](int64_t t0, int64_t t1) { quantize_tokens(p, t0, t1); });
-    } else {
-      quantize_tokens(p, 0, n);
-    }
+    for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
+  }
+  if (nt > 1 && chunks.size() > 1) {
+    std::atomic<size_t> next{0};
+    pool->run_elastic([&](int) {
+      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
+        quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
+    });
+  } else {
+    for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
   }
 
   Buffer scratch(scratch_bytes * size_t(nt));
@@ -159,7 +169,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   for (const Plan& p : plans)
     for (int64_t r = 0; p.job && r < p.job->w.rows; r += chunk) items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
   std::atomic<size_t> next{0};
-  pool->run([&](int t, int) {
+  pool->run_elastic([&](int t) {
     void* sc = scratch.as<uint8_t>() + size_t(t) * scratch_bytes;
     for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items.size();)
       run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
