@@ -47,6 +47,7 @@ struct Plan {
   Buffer q, s, c;  // QActs storage (int8 path)
   kern::QActs xq;
   size_t scratch_bytes = 0;  // per thread
+  bool owns_acts = true;     // false: xq points into an earlier plan's activations (same x, dtype and shape)
 };
 
 void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
@@ -58,13 +59,7 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
   p.int8 = p.simd == Simd::Avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
            (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0);
   const int64_t cols = w.cols, n = j.n_tokens;
-  if (p.int8) {
-    const int64_t n_pairs = (cols / kQK + 1) / 2;
-    p.q = Buffer(size_t(n * n_pairs * 64));
-    p.s = Buffer(size_t(n * n_pairs * 16) * sizeof(float));
-    if (w.dtype == DType::Q4_0) p.c = Buffer(size_t(n * n_pairs * 16) * sizeof(int32_t));
-    p.xq = kern::QActs{p.q.as<uint8_t>(), p.s.as<float>(), w.dtype == DType::Q4_0 ? p.c.as<int32_t>() : nullptr,
-                       n_pairs};
+  if (p.int8) {  // activations are allocated by alloc_acts() unless shared with another job
     p.scratch_bytes = n > 4 ? kern::q8_scratch_bytes(cols) : 0;
     return;
   }
@@ -74,6 +69,15 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
                         : direct && n <= 4     ? 0
                                                : size_t(kern::kRowTile * cols);
   p.scratch_bytes = (floats * sizeof(float) + 63) / 64 * 64;
+}
+
+void alloc_acts(Plan& p) {
+  const int64_t n = p.job->n_tokens, n_pairs = (p.job->w.cols / kQK + 1) / 2;
+  const bool q4 = p.job->w.dtype == DType::Q4_0;
+  p.q = Buffer(size_t(n * n_pairs * 64));
+  p.s = Buffer(size_t(n * n_pairs * 16) * sizeof(float));
+  if (q4) p.c = Buffer(size_t(n * n_pairs * 16) * sizeof(int32_t));
+  p.xq = kern::QActs{p.q.as<uint8_t>(), p.s.as<float>(), q4 ? p.c.as<int32_t>() : nullptr, n_pairs};
 }
 
 void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
@@ -133,6 +137,22 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
   const int nt = pool && total_rows >= 2 * kern::kRowTile && total_bytes >= (64 << 10) ? pool->size() : 1;
 
+  // Jobs that read the same x for the same dtype (e.g. an expert's gate and up projections) share one
+  // quantization of it.
+  for (size_t i = 0; i < n_jobs; ++i) {
+    if (!plans[i].int8) continue;
+    for (size_t k = 0; k < i; ++k) {
+      const Plan& o = plans[k];
+      if (o.int8 && o.owns_acts && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
+          o.job->w.cols == jobs[i].w.cols && o.job->w.dtype == jobs[i].w.dtype) {
+        plans[i].xq = o.xq;
+        plans[i].owns_acts = false;
+        break;
+      }
+    }
+    if (plans[i].owns_acts) alloc_acts(plans[i]);
+  }
+
   // Activations of the int8 path, quantized once per job (in chunks of tokens shared by the threads when
   // there are many).
   struct TokenChunk {
@@ -141,7 +161,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   };
   std::vector<TokenChunk> chunks;
   for (Plan& p : plans) {
-    if (!p.int8) continue;
+    if (!p.int8 || !p.owns_acts) continue;
     for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
   }
   if (nt > 1 && chunks.size() > 1) {

@@ -247,3 +247,19 @@ TEST(Linear, MultiMatchesSeparateCalls) {
     }
   }
 }
+
+TEST(Linear, MultiSharesQuantizedActivations) {
+  // gate and up of an expert read the same x: one quantization serves both, results unchanged.
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    TestWeight gate = make_weight(t, 70, 192, 1), up = make_weight(t, 70, 192, 2);
+    auto x = rand_x(9 * 192, 3);
+    std::vector<float> g(9 * 70), u(9 * 70), g1(9 * 70), u1(9 * 70);
+    LinearJob jobs[] = {{gate.w, x.data(), 9, g.data()}, {up.w, x.data(), 9, u.data()}};
+    linear_multi(jobs, 2, &pool);
+    linear(gate.w, x.data(), 9, g1.data(), nullptr);
+    linear(up.w, x.data(), 9, u1.data(), nullptr);
+    EXPECT_EQ(g, g1);
+    EXPECT_EQ(u, u1);
+  }
+}
