@@ -147,8 +147,9 @@ TEST(GoldenGguf, Q8_0FilesAgreeWithLlamaCpp) {
                 c.model.c_str(), c.layout.c_str(), err_exact, max_abs_diff(got, lc_q8), max_abs_diff(got, lc_dq),
                 max_abs_diff(lc_q8, lc_dq), argmax_agree(got, lc_q8, V), tokens.size());
     EXPECT_GE(argmax_agree(got, lc_q8, V), int(tokens.size()) * 3 / 4);
-    if (c.model != "v3_tiny" && c.model != "qwen3moe_tiny")  // no routing to flip: the error is rounding alone
+    if (c.model != "v3_tiny" && c.model != "qwen3moe_tiny") {  // no routing to flip: the error is rounding alone
       EXPECT_LT(max_abs_diff(got, lc_dq), 3 * max_abs_diff(lc_q8, lc_dq));
+    }
   }
 }
 
