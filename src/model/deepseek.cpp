@@ -114,7 +114,8 @@ void check_tensors(const DeepseekConfig& c, const std::vector<TensorSpec>& specs
     switch (s.kind) {
       case K::Linear: {
         const TensorView& v =
-            store.get(s.name, {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3}, s.shape);
+            store.get(s.name, {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3, DType::Q8_0, DType::Q4_0,
+                               DType::Q4_K, DType::Q5_K, DType::Q6_K}, s.shape);  // block types: GGUF files
         if (v.dtype == DType::F8_E4M3) {
           const int64_t r = s.shape[0], cc = s.shape[1];
           if (!store.contains(scale_name(s.name)))
@@ -123,7 +124,10 @@ void check_tensors(const DeepseekConfig& c, const std::vector<TensorSpec>& specs
         }
         break;
       }
-      case K::Embedding:
+      case K::Embedding:  // rows are looked up with dequantize_rows: GGUF's block types work too
+        store.get(s.name, {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K}, s.shape);
+        break;
       case K::Norm:
       case K::Router: store.get(s.name, {DType::F32, DType::BF16, DType::F16}, s.shape); break;
       case K::RouterBias:
