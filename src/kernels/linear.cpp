@@ -1,38 +1,199 @@
-// Dispatch of linear layers. For now: rows split over threads, each thread dequantizes a row once and uses it
-// for every token (the row stays in L1). SIMD variants replace the inner loops per dtype.
+// Dispatch of linear layers: picks the instruction set (linear_simd), shares row chunks (whole register row
+// tiles) of one or more layers among the pool's threads, and for Q8_0/Q4_0 on VNNI quantizes the activations
+// once per call (tokens split over threads) before the int8 kernels run. Scalar path: one dequantized row at a
+// time.
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
+#include "core/tensor.h"
 #include "kernels/linear.h"
+#include "kernels/linear_kernels.h"
+#include "kernels/quant.h"
 
 namespace dm {
 
-Simd linear_simd(const LinearOptions&) { return Simd::Scalar; }
+namespace {
+
+bool has_avx512() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f && f.avx512bw && f.avx512vl && f.fma && f.f16c;
+}
+bool has_avx2() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.f16c;
+}
+
+void rows_scalar(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                 float* row) {
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_rows(w, r, r + 1, row);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* xt = x + t * w.cols;
+      float acc = 0;
+      for (int64_t c = 0; c < w.cols; ++c) acc += xt[c] * row[c];
+      y[t * w.rows + r] = acc;
+    }
+  }
+}
+
+// One job made ready to run: its path, its quantized activations (int8 path) and its scratch needs.
+struct Plan {
+  const LinearJob* job = nullptr;
+  Simd simd = Simd::Scalar;
+  bool int8 = false;
+  Buffer q, s, c;  // QActs storage (int8 path)
+  kern::QActs xq;
+  size_t scratch_bytes = 0;  // per thread
+  bool owns_acts = true;     // false: xq points into an earlier plan's activations (same x, dtype and shape)
+};
+
+void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
+  const Weight& w = j.w;
+  DM_CHECK(linear_supports(w.dtype), "linear: unsupported dtype ", dtype_name(w.dtype));
+  DM_CHECK(w.cols % dtype_block(w.dtype) == 0, "linear: ", dtype_name(w.dtype), " row of ", w.cols, " values");
+  p.job = &j;
+  p.simd = linear_simd(opt);
+  p.int8 = p.simd == Simd::Avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
+           (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0);
+  const int64_t cols = w.cols, n = j.n_tokens;
+  if (p.int8) {  // activations are allocated by alloc_acts() unless shared with another job
+    p.scratch_bytes = n > 4 ? kern::q8_scratch_bytes(cols) : 0;
+    return;
+  }
+  const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
+                      w.dtype == DType::F8_E4M3;
+  const size_t floats = p.simd == Simd::Scalar ? size_t(cols)
+                        : direct && n <= 4     ? 0
+                                               : size_t(kern::kRowTile * cols);
+  p.scratch_bytes = (floats * sizeof(float) + 63) / 64 * 64;
+}
+
+void alloc_acts(Plan& p) {
+  const int64_t n = p.job->n_tokens, n_pairs = (p.job->w.cols / kQK + 1) / 2;
+  const bool q4 = p.job->w.dtype == DType::Q4_0;
+  p.q = Buffer(size_t(n * n_pairs * 64));
+  p.s = Buffer(size_t(n * n_pairs * 16) * sizeof(float));
+  if (q4) p.c = Buffer(size_t(n * n_pairs * 16) * sizeof(int32_t));
+  p.xq = kern::QActs{p.q.as<uint8_t>(), p.s.as<float>(), q4 ? p.c.as<int32_t>() : nullptr, n_pairs};
+}
+
+void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
+  const LinearJob& j = *p.job;
+  const int64_t np = p.xq.n_pairs;
+  for (int64_t t = t0; t < t1; ++t)
+    kern::quantize_acts_avx512(j.x + t * j.w.cols, j.w.cols, j.w.dtype, p.q.as<uint8_t>() + t * np * 64,
+                               p.s.as<float>() + t * np * 16,
+                               j.w.dtype == DType::Q4_0 ? p.c.as<int32_t>() + t * np * 16 : nullptr);
+}
+
+void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
+  const LinearJob& j = *p.job;
+  if (p.int8) return kern::rows_q8_avx512(j.w, p.xq, j.n_tokens, j.y, r0, r1, scratch);
+  float* sc = static_cast<float*>(scratch);
+  switch (p.simd) {
+    case Simd::Avx512: return kern::rows_avx512(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
+    case Simd::Avx2: return kern::rows_avx2(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
+    default: return rows_scalar(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
+  }
+}
+
+}  // namespace
+
+Simd linear_simd(const LinearOptions& opt) {
+  const Simd want = opt.simd == Simd::Auto ? Simd::Avx512 : opt.simd;
+  if (want == Simd::Avx512 && has_avx512()) return Simd::Avx512;
+  if (want != Simd::Scalar && has_avx2()) return Simd::Avx2;
+  return Simd::Scalar;
+}
 
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
   linear(w, x, n_tokens, y, pool, LinearOptions{});
 }
 
-void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions&) {
-  DM_CHECK(linear_supports(w.dtype), "linear: unsupported dtype ", dtype_name(w.dtype));
-  auto work = [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(size_t(w.cols));
-    for (int64_t r = r0; r < r1; ++r) {
-      dequantize_rows(w, r, r + 1, row.data());
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const float* xt = x + t * w.cols;
-        float acc = 0;
-        for (int64_t c = 0; c < w.cols; ++c) acc += xt[c] * row[size_t(c)];
-        y[t * w.rows + r] = acc;
+void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool,
+            const LinearOptions& opt) {
+  const LinearJob job{w, x, n_tokens, y};
+  linear_multi(&job, 1, pool, opt);
+}
+
+// Work items are (job, row chunk) pairs taken by the threads from one shared counter (ThreadPool::run_elastic):
+// a thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
+void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt) {
+  std::vector<Plan> plans(n_jobs);
+  int64_t total_rows = 0, total_tokens = 0;
+  size_t total_bytes = 0, scratch_bytes = 0;
+  for (size_t i = 0; i < n_jobs; ++i) {
+    if (jobs[i].n_tokens <= 0 || jobs[i].w.rows <= 0) continue;
+    make_plan(jobs[i], opt, plans[i]);
+    total_rows += jobs[i].w.rows;
+    total_tokens += jobs[i].n_tokens;
+    total_bytes += jobs[i].w.bytes();
+    scratch_bytes = std::max(scratch_bytes, plans[i].scratch_bytes);
+  }
+  if (total_rows == 0) return;
+  // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
+  const int nt = pool && total_rows >= 2 * kern::kRowTile && total_bytes >= (64 << 10) ? pool->size() : 1;
+
+  // Jobs that read the same x for the same dtype (e.g. an expert's gate and up projections) share one
+  // quantization of it.
+  for (size_t i = 0; i < n_jobs; ++i) {
+    if (!plans[i].int8) continue;
+    for (size_t k = 0; k < i; ++k) {
+      const Plan& o = plans[k];
+      if (o.int8 && o.owns_acts && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
+          o.job->w.cols == jobs[i].w.cols && o.job->w.dtype == jobs[i].w.dtype) {
+        plans[i].xq = o.xq;
+        plans[i].owns_acts = false;
+        break;
       }
     }
-  };
-  if (pool && pool->size() > 1 && w.rows >= 16) {
-    pool->parallel_for(w.rows, work);
-  } else {
-    work(0, w.rows);
+    if (plans[i].owns_acts) alloc_acts(plans[i]);
   }
+
+  // Activations of the int8 path, quantized once per job (in chunks of tokens shared by the threads when
+  // there are many).
+  struct TokenChunk {
+    Plan* plan;
+    int64_t t0, t1;
+  };
+  std::vector<TokenChunk> chunks;
+  for (Plan& p : plans) {
+    if (!p.int8 || !p.owns_acts) continue;
+    for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
+  }
+  if (nt > 1 && chunks.size() > 1) {
+    std::atomic<size_t> next{0};
+    pool->run_elastic([&](int) {
+      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
+        quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
+    });
+  } else {
+    for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
+  }
+
+  Buffer scratch(scratch_bytes * size_t(nt));
+  if (nt == 1) {
+    for (const Plan& p : plans)
+      if (p.job) run_rows(p, 0, p.job->w.rows, scratch.data());
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(1, total_rows / kern::kRowTile / (int64_t(nt) * 8)) * kern::kRowTile;
+  struct Item {
+    const Plan* plan;
+    int64_t r0, r1;
+  };
+  std::vector<Item> items;
+  for (const Plan& p : plans)
+    for (int64_t r = 0; p.job && r < p.job->w.rows; r += chunk) items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
+  std::atomic<size_t> next{0};
+  pool->run_elastic([&](int t) {
+    void* sc = scratch.as<uint8_t>() + size_t(t) * scratch_bytes;
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items.size();)
+      run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
+  });
 }
 
 }  // namespace dm
