@@ -61,6 +61,37 @@ std::vector<TensorSpec> llama_tensor_specs(const JsonConfig& config) {
   return dense_tensor_specs(parse_dense_config(config));
 }
 
+ModelInfo llama_config_info(const JsonConfig& config) {
+  const DenseConfig c = parse_dense_config(config);
+  ModelInfo m;
+  m.architecture = c.architecture;
+  m.model_type = c.model_type;
+  m.vocab_size = c.vocab_size;
+  m.hidden_size = c.hidden_size;
+  m.n_layers = c.num_hidden_layers;
+  m.kv_width = c.kv_width();
+  m.max_context = c.max_position_embeddings;
+  m.eos_token_ids = c.eos_token_ids;
+  m.bos_token_id = c.bos_token_id;
+  const std::string dt = c.dtype.empty() ? "bfloat16" : c.dtype;
+  const int64_t elem = dt == "float32" ? 4 : 2;
+  int64_t expert = 0, embed = 0;
+  for (const TensorSpec& t : dense_tensor_specs(c)) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    m.n_params += n;
+    if (t.name.find(".mlp.experts.") != std::string::npos) expert += n;
+    if (t.kind == Kind::Embedding) embed += n;
+  }
+  const int64_t active_expert = c.num_experts ? expert / c.num_experts * c.num_experts_per_tok : expert;
+  m.n_active_params = m.n_params - expert + active_expert;
+  m.weight_bytes = m.n_params * elem;
+  // Decoding reads every dense weight, k experts per routed layer, and one embedding row (all of it when tied).
+  m.weight_bytes_per_token = (m.n_active_params - (c.tie_word_embeddings ? 0 : embed)) * elem;
+  m.dtype_summary = dt + " (from config)";
+  return m;
+}
+
 namespace {
 
 // Looks tensors up by name, checking them against the spec's shape and the dtypes the kernels accept.

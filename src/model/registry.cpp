@@ -7,7 +7,6 @@
 #include "loader/json_config.h"
 #include "loader/weights.h"
 #include "model/deepseek.h"
-#include "model/gguf_model.h"
 #include "model/llama.h"
 #include "model/model.h"
 
@@ -27,7 +26,7 @@ Family family_of(const JsonConfig& cfg) {
 
 JsonConfig config_of(const std::string& path) {
   if (!fs::exists(path)) fail(path, ": no such file or directory");
-  if (!fs::is_directory(path)) fail(path, ": not a model directory or a .gguf file");
+  if (!fs::is_directory(path)) fail(path, ": not a model directory (GGUF files are not supported yet)");
   return JsonConfig::load((fs::path(path) / "config.json").string());
 }
 
@@ -37,23 +36,15 @@ bool has_weights(const std::string& dir) {
 
 }  // namespace
 
-static std::unique_ptr<Model> load_family(const JsonConfig& cfg, std::shared_ptr<const WeightStore> weights,
-                                          const LoadOptions& opts) {
-  switch (family_of(cfg)) {
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  JsonConfig cfg = config_of(path);
+  Family f = family_of(cfg);
+  auto weights = std::make_shared<const WeightStore>(WeightStore::open_safetensors(path));
+  switch (f) {
     case Family::Deepseek: return load_deepseek(cfg, std::move(weights), opts);
     case Family::Llama: return load_llama(cfg, std::move(weights), opts);
   }
   fail(cfg.path(), ": unsupported model");
-}
-
-std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
-  if (is_gguf_path(path)) {  // a GGUF file, seen as an HF config + HF-named weights (model/gguf_model.h)
-    GgufCheckpoint ck = open_gguf_checkpoint(path);
-    return load_family(ck.config, std::move(ck.weights), opts);
-  }
-  JsonConfig cfg = config_of(path);
-  family_of(cfg);  // unsupported model types fail before the weights are opened
-  return load_family(cfg, std::make_shared<const WeightStore>(WeightStore::open_safetensors(path)), opts);
 }
 
 std::vector<TensorSpec> model_tensor_specs(const std::string& config_path) {
@@ -66,46 +57,15 @@ std::vector<TensorSpec> model_tensor_specs(const std::string& config_path) {
 }
 
 ModelInfo describe_model(const std::string& path) {
-  if (is_gguf_path(path)) {
-    GgufCheckpoint ck = open_gguf_checkpoint(path);
-    if (family_of(ck.config) == Family::Deepseek) return deepseek_model_info(ck.config, ck.weights.get());
-    return load_family(ck.config, std::move(ck.weights), {})->info();
-  }
   JsonConfig cfg = config_of(path);
   Family f = family_of(cfg);
   std::unique_ptr<WeightStore> weights;
   if (has_weights(path)) weights = std::make_unique<WeightStore>(WeightStore::open_safetensors(path));
   switch (f) {
     case Family::Deepseek: return deepseek_model_info(cfg, weights.get());
-    case Family::Llama: {
+    case Family::Llama:
       if (weights) return load_llama(cfg, std::make_shared<const WeightStore>(std::move(*weights)), {})->info();
-      // Config only: what a checkpoint of this config would hold, at its torch_dtype.
-      ModelInfo m;
-      const nlohmann::json archs = cfg.json().value("architectures", nlohmann::json::array());
-      m.architecture = archs.is_array() && !archs.empty() && archs[0].is_string() ? archs[0].get<std::string>() : "";
-      m.model_type = cfg.get_string("model_type", "");
-      m.vocab_size = cfg.get_int("vocab_size");
-      m.hidden_size = cfg.get_int("hidden_size");
-      m.n_layers = int(cfg.get_int("num_hidden_layers"));
-      m.max_context = cfg.get_int("max_position_embeddings", 0);
-      const int64_t head_dim = cfg.get_int("head_dim", m.hidden_size / cfg.get_int("num_attention_heads"));
-      m.kv_width = 2 * cfg.get_int("num_key_value_heads", cfg.get_int("num_attention_heads")) * head_dim;
-      const std::string dt = cfg.get_string("torch_dtype", cfg.get_string("dtype", "bfloat16"));
-      const int64_t elem = dt == "float32" ? 4 : 2;
-      const int64_t n_exp = cfg.get_int("num_experts", 0), k = cfg.get_int("num_experts_per_tok", 0);
-      int64_t expert_params = 0;
-      for (const TensorSpec& t : llama_tensor_specs(cfg)) {
-        int64_t n = 1;
-        for (int64_t d : t.shape) n *= d;
-        m.n_params += n;
-        if (t.name.find(".mlp.experts.") != std::string::npos) expert_params += n;
-      }
-      m.n_active_params = m.n_params - expert_params + (n_exp ? expert_params / n_exp * k : 0);
-      m.weight_bytes = m.n_params * elem;
-      m.weight_bytes_per_token = m.n_active_params * elem;
-      m.dtype_summary = dt + " (from config)";
-      return m;
-    }
+      return llama_config_info(cfg);  // config only
   }
   fail(cfg.path(), ": unsupported model");
 }

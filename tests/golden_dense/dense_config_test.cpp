@@ -193,6 +193,13 @@ TEST(DenseSpecs, Qwen3MoeFullSize) {
       EXPECT_EQ(t.shape, (std::vector<int64_t>{2048, 768}));
   }
   EXPECT_EQ(n, 30532122624);  // Qwen3-30B-A3B: 30.5B parameters
+  // Config only (inspect without weights): Qwen3-30B-A3B activates 3.3B parameters per token.
+  ModelInfo info = describe_model(config_dir("qwen3-30b-a3b"));
+  EXPECT_EQ(info.n_params, 30532122624);
+  EXPECT_EQ(info.n_active_params, 3353032704);
+  EXPECT_EQ(info.kv_width, 2 * 4 * 128);
+  EXPECT_EQ(info.weight_bytes, 2 * info.n_params);  // torch_dtype bfloat16
+  EXPECT_EQ(info.architecture, "Qwen3MoeForCausalLM");
   // Tied Qwen3-4B: no lm_head.weight.
   std::vector<TensorSpec> t = model_tensor_specs(config_dir("qwen3-4b-2507-modelcard") + "/config.json");
   EXPECT_TRUE(std::none_of(t.begin(), t.end(), [](const TensorSpec& x) { return x.name == "lm_head.weight"; }));
