@@ -17,7 +17,7 @@ int cmd_detokenize(int argc, char** argv) {
   CLI::App app{"Decode a JSON array of token ids read from stdin; prints the text", "deepmoe detokenize"};
   std::string model;
   bool skip_special = false;
-  app.add_option("-m,--model", model, "model directory holding tokenizer.json")->required();
+  app.add_option("-m,--model", model, "model directory holding tokenizer.json (+ tokenizer_config.json)")->required();
   app.add_flag("--skip-special", skip_special, "leave special tokens out of the text");
   try {
     app.parse(argc, argv);

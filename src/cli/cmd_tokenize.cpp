@@ -13,10 +13,11 @@
 namespace dm::cli {
 
 int cmd_tokenize(int argc, char** argv) {
-  CLI::App app{"Tokenize the text on stdin; prints a JSON array of token ids", "deepmoe tokenize"};
+  CLI::App app{"Tokenize the text on stdin (as is, a trailing newline included); prints a JSON array of token ids",
+               "deepmoe tokenize"};
   std::string model;
   bool add_special = false;
-  app.add_option("-m,--model", model, "model directory holding tokenizer.json")->required();
+  app.add_option("-m,--model", model, "model directory holding tokenizer.json (+ tokenizer_config.json)")->required();
   app.add_flag("--add-special", add_special, "add the post-processor's special tokens (BOS for DeepSeek)");
   try {
     app.parse(argc, argv);
