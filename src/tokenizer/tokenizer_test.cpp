@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer_test_util.h"
 #include "tokenizer/unicode.h"
 
@@ -119,6 +120,9 @@ TEST(Tokenizer, FromSpecMatchesTokenizerJson) {
     EXPECT_EQ(t.decode(t.encode(text, false), false), ref.decode(ref.encode(text, false), false)) << dir;
   }
   EXPECT_THROW(Tokenizer::pre_tokenizer_regexes("no-such-pre"), Error);
+  for (const char* name : {"deepseek-v3", "deepseek-llm", "deepseek-coder", "qwen2", "deepseek-r1-qwen", "llama-bpe", "gpt-2"})
+    for (const auto& re : Tokenizer::pre_tokenizer_regexes(name))
+      EXPECT_NO_THROW(make_regex_split(re, SplitBehavior::Isolated, false)) << name << ": " << re;
 }
 
 TEST(Tokenizer, MalformedTokenizerJsonNamesTheProblem) {
