@@ -1,7 +1,8 @@
 // AVX-512 kernels of linear(): f32 FMA over weights converted in registers (F32, BF16, F16, F8_E4M3 with its
 // 128x128 block scales), and int8 VNNI dot products (vpdpbusd) for Q8_0 / Q4_0 against activations quantized
-// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; the
-// weight tile is loaded once per token tile and the token block is sized to stay in L2.
+// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; with
+// several token tiles a row tile is converted (or unpacked) once per token block, sized to stay in L2; decode
+// (one token tile) reads the weights in place, prefetching the next row tile.
 #include <immintrin.h>
 
 #include <cstring>
