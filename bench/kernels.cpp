@@ -174,9 +174,15 @@ int main(int argc, char** argv) {
     }
     const double bw = measure_read_bandwidth_gbs(pool);
     std::printf("-- %s | measured read bandwidth %.1f GB/s\n", lower(dtype_name(t)).c_str(), bw);
-    if (!no_moe) moe_decode(t, pool, reps, bw);
+    if (!no_moe && 2048 % dtype_block(t) == 0) moe_decode(t, pool, reps, bw);
     for (const Shape& sh : kShapes) {
       if (!only.empty() && std::string(sh.name).find(only) == std::string::npos) continue;
+      if (sh.cols % dtype_block(t) != 0) {  // e.g. K-quants need rows of whole 256-value super-blocks
+        std::printf("skip %-8s n=%-6lld k=%-5lld | rows are not whole %lld-value blocks  (%s)\n",
+                    lower(dtype_name(t)).c_str(), (long long)sh.rows, (long long)sh.cols,
+                    (long long)dtype_block(t), sh.name);
+        continue;
+      }
       Weight w{t, sh.rows, sh.cols, nullptr, nullptr};
       const size_t wbytes = w.bytes();
       const size_t n_copies = std::max<size_t>(1, (size_t(192) << 20) / wbytes + 1);
