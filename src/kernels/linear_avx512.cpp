@@ -112,9 +112,12 @@ MicroF<DT> pick(int r, int t) {
 }
 
 // Tokens per block so that the block's activations (bytes_per_token each) stay in L2 while a thread's rows pass.
+// note: at least kMinBlockTokens, even when that overflows L2 for long rows: with fewer, each row tile would be
+// converted and re-read from memory once per handful of tokens.
+constexpr int64_t kMinBlockTokens = 32;
 int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
-  int64_t tb = (256 << 10) / bytes_per_token;
-  tb = tb < kMaxT ? kMaxT : tb / kMaxT * kMaxT;
+  int64_t tb = (512 << 10) / bytes_per_token;
+  tb = tb < kMinBlockTokens ? kMinBlockTokens : tb / kMaxT * kMaxT;
   return tb < n_tokens ? tb : n_tokens;
 }
 
