@@ -57,6 +57,7 @@ int cmd_inspect(int argc, char** argv) {
   ModelInfo info = has_weights && !gguf ? load_model(dir)->info() : describe_model(dir);
   JsonConfig cfg = gguf ? JsonConfig(hf_config_from_gguf(GgufFile::open(dir)), dir)
                         : JsonConfig::load((fs::path(dir) / "config.json").string());
+  if (info.max_context > 0) context = std::min(context, info.max_context);
 
   std::printf("model:          %s\n", dir.c_str());
   std::printf("architecture:   %s (model_type %s)%s\n", info.architecture.c_str(), info.model_type.c_str(),

@@ -160,27 +160,6 @@ MlpWeights mlp_of(const WeightStore& store, const std::string& prefix) {
           weight_of(store, prefix + "down_proj.weight")};
 }
 
-// YaRN-adjusted inverse frequencies in fp32, as inference/model.py precompute_freqs_cis computes them.
-std::vector<float> rope_inv_freq(const DeepseekConfig& c) {
-  const int64_t d = c.qk_rope_head_dim;
-  std::vector<float> f(static_cast<size_t>(d / 2));
-  for (int64_t i = 0; i < d / 2; ++i) f[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), float(2 * i) / float(d));
-  if (!c.yarn) return f;
-  auto corr_dim = [&](double rot) {
-    return double(d) * std::log(double(c.original_max_position_embeddings) / (rot * 2 * M_PI)) /
-           (2 * std::log(c.rope_theta));
-  };
-  double low = std::max(std::floor(corr_dim(c.beta_fast)), 0.0);
-  double high = std::min(std::ceil(corr_dim(c.beta_slow)), double(d - 1));
-  if (low == high) high += 0.001;
-  for (int64_t i = 0; i < d / 2; ++i) {
-    float ramp = std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
-    float smooth = 1 - ramp;
-    f[size_t(i)] = f[size_t(i)] / float(c.rope_factor) * (1 - smooth) + f[size_t(i)] * smooth;
-  }
-  return f;
-}
-
 }  // namespace
 
 std::vector<TensorSpec> deepseek_tensor_specs(const JsonConfig& config) {
@@ -293,15 +272,37 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
   return m;
 }
 
+// inference/model.py precompute_freqs_cis: base^(-2i/d) in fp32, then the YaRN ramp between the correction dims.
+std::vector<float> rope_inv_freq(const DeepseekConfig& c) {
+  const int64_t d = c.qk_rope_head_dim;
+  std::vector<float> f(static_cast<size_t>(d / 2));
+  for (int64_t i = 0; i < d / 2; ++i) f[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), float(2 * i) / float(d));
+  if (!c.yarn) return f;
+  auto corr_dim = [&](double rot) {
+    return double(d) * std::log(double(c.original_max_position_embeddings) / (rot * 2 * M_PI)) /
+           (2 * std::log(c.rope_theta));
+  };
+  double low = std::max(std::floor(corr_dim(c.beta_fast)), 0.0);
+  double high = std::min(std::ceil(corr_dim(c.beta_slow)), double(d - 1));
+  if (low == high) high += 0.001;
+  for (int64_t i = 0; i < d / 2; ++i) {
+    float ramp = std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
+    float smooth = 1 - ramp;
+    f[size_t(i)] = f[size_t(i)] / float(c.rope_factor) * (1 - smooth) + f[size_t(i)] * smooth;
+  }
+  return f;
+}
+
 void deepseek_set_mla_impl(Model& model, MlaImpl impl) {
   auto* m = dynamic_cast<DeepseekModel*>(&model);
   DM_CHECK(m, "deepseek_set_mla_impl: not a DeepSeek model");
   m->mla_impl = impl;
 }
 
-void parallel_items(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
+                    const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  if (pool && pool->size() > 1 && n > 1)
+  if (pool && pool->size() > 1 && n > 1 && double(n) * cost_per_item > 65536)
     pool->parallel_for(n, fn);
   else
     fn(0, n);

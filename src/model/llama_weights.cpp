@@ -99,7 +99,8 @@ class Binder {
     if (t.view.nbytes != w.bytes())
       fail(t.file, ": tensor '", name, "' holds ", t.view.nbytes, " bytes, expected ", w.bytes());
     if (w.dtype == DType::F8_E4M3) {
-      const TensorView& sv = store_.get(name + "_scale_inv", {DType::F32}, {(w.rows + 127) / 128, (w.cols + 127) / 128});
+      const TensorView& sv =
+          store_.get(name + "_scale_inv", {DType::F32}, {(w.rows + 127) / 128, (w.cols + 127) / 128});
       w.scale_inv = sv.f32();
       used_++;
     }
@@ -120,17 +121,18 @@ class Binder {
   // Norm weights and biases: any float dtype, converted to f32.
   std::vector<float> vec(const std::string& name) {
     const StoredTensor& t = tensor(name);
+    const bool is_float = t.view.dtype == DType::F32 || t.view.dtype == DType::BF16 || t.view.dtype == DType::F16;
+    if (!is_float)
+      fail(t.file, ": tensor '", name, "' has dtype ", dtype_name(t.view.dtype), ", expected F32, BF16 or F16");
+    if (t.view.nbytes != dtype_bytes(t.view.dtype, t.view.numel()))
+      fail(t.file, ": tensor '", name, "' holds ", t.view.nbytes, " bytes, expected ",
+           dtype_bytes(t.view.dtype, t.view.numel()));
     std::vector<float> out(size_t(t.view.numel()));
     const auto* u16 = static_cast<const uint16_t*>(t.view.data);
-    for (size_t i = 0; i < out.size(); ++i) {
-      switch (t.view.dtype) {
-        case DType::F32: out[i] = t.view.f32()[i]; break;
-        case DType::BF16: out[i] = bf16_to_f32(u16[i]); break;
-        case DType::F16: out[i] = f16_to_f32(u16[i]); break;
-        default:
-          fail(t.file, ": tensor '", name, "' has dtype ", dtype_name(t.view.dtype), ", expected F32, BF16 or F16");
-      }
-    }
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = t.view.dtype == DType::F32    ? t.view.f32()[i]
+               : t.view.dtype == DType::BF16 ? bf16_to_f32(u16[i])
+                                             : f16_to_f32(u16[i]);
     return out;
   }
 
@@ -165,7 +167,8 @@ DenseWeights bind_dense_weights(const DenseConfig& c, const WeightStore& store) 
     L.is_moe = c.layer_is_moe(i);
     if (L.is_moe) {
       L.moe.gate = b.weight(p + "mlp.gate.weight");
-      for (int64_t e = 0; e < c.num_experts; ++e) L.moe.experts.push_back(b.swiglu(cat(p, "mlp.experts.", e, "."), false));
+      for (int64_t e = 0; e < c.num_experts; ++e)
+        L.moe.experts.push_back(b.swiglu(cat(p, "mlp.experts.", e, "."), false));
       L.moe.num_experts_per_tok = c.num_experts_per_tok;
       L.moe.norm_topk_prob = c.norm_topk_prob;
     } else {
@@ -190,8 +193,9 @@ DenseWeights bind_dense_weights(const DenseConfig& c, const WeightStore& store) 
       w.expert_bytes += bytes;
     }
     if (s.kind == Kind::Embedding) w.embed_bytes += bytes;
-    w.dtypes[std::string(s.kind == Kind::Norm ? "norms " : s.kind == Kind::Bias ? "biases " : "weights ")]
-            [std::string(dtype_name(t->view.dtype))]++;
+    w.dtypes[std::string(s.kind == Kind::Norm   ? "norms "
+                         : s.kind == Kind::Bias ? "biases "
+                                                : "weights ")][std::string(dtype_name(t->view.dtype))]++;
   }
   return w;
 }

@@ -35,7 +35,8 @@ struct TokenizerSpec {
 
 class Tokenizer {
  public:
-  // dir holds tokenizer.json and optionally tokenizer_config.json (bos/eos names, clean-up of spaces).
+  // dir holds tokenizer.json and optionally tokenizer_config.json (bos/eos names, clean-up of spaces);
+  // a path to the tokenizer.json file itself is accepted too.
   static Tokenizer from_dir(const std::string& dir);
   // The contents of the two files; throws dm::Error naming the field that is wrong.
   static Tokenizer from_json(const std::string& tokenizer_json, const std::string& tokenizer_config_json = "");
