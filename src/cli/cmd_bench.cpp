@@ -1,9 +1,177 @@
-// deepmoe bench: not built yet.
+// deepmoe bench: prefill and decode speed of a model, like llama-bench (pp<N> / tg<N>: median of runs, min-max),
+// reported against the hardware measured in the same run: decode against memory read bandwidth (it streams the
+// active weights once per step: weight_bytes_per_token), prefill against the peak f32 FMA rate (2 FLOPs per
+// active parameter and token). Runs the model directly (no scheduler): B sequences, one forward per step.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
 #include "cli/commands.h"
+#include "cli/hardware.h"
+#include "cli/model_loading.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
 
 namespace dm::cli {
 
-int cmd_bench(int, char**) { fail("'bench' is not available in this build yet"); }
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+Stats stats_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  Stats s;
+  if (v.empty()) return s;
+  s.min = v.front();
+  s.max = v.back();
+  s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  return s;
+}
+
+int32_t argmax(const float* row, int64_t n) {
+  return int32_t(std::max_element(row, row + n) - row);
+}
+
+// One repetition: prefill `n_prompt` tokens in each of `batch` sequences (one forward), then `n_gen` decode
+// steps over all of them. Returns {prefill seconds, decode seconds}.
+std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, int64_t n_prompt, int64_t n_gen,
+                                   int batch, uint64_t seed) {
+  const ModelInfo& info = model.info();
+  const int bs = kv.block_size();
+  const int64_t blocks_per_seq = (n_prompt + n_gen + bs - 1) / bs;
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch)), prompts(static_cast<size_t>(batch));
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (int s = 0; s < batch; ++s) {
+    tables[size_t(s)].resize(size_t(blocks_per_seq));
+    std::iota(tables[size_t(s)].begin(), tables[size_t(s)].end(), int32_t(s * blocks_per_seq));
+    for (int64_t i = 0; i < n_prompt; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      prompts[size_t(s)].push_back(int32_t(x % uint64_t(info.vocab_size)));
+    }
+  }
+  std::vector<float> logits(size_t(batch) * size_t(info.vocab_size));
+  std::vector<SeqInput> in(static_cast<size_t>(batch));
+  for (int s = 0; s < batch; ++s) in[size_t(s)] = {prompts[size_t(s)], 0, tables[size_t(s)], Logits::Last};
+  auto t0 = Clock::now();
+  model.forward(in, kv, logits.data(), &pool);
+  const double prefill = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  std::vector<int32_t> next(static_cast<size_t>(batch));
+  for (int s = 0; s < batch; ++s) next[size_t(s)] = argmax(logits.data() + size_t(s) * info.vocab_size, info.vocab_size);
+  t0 = Clock::now();
+  for (int64_t step = 0; step < n_gen; ++step) {
+    for (int s = 0; s < batch; ++s)
+      in[size_t(s)] = {std::span<const int32_t>(&next[size_t(s)], 1), n_prompt + step, tables[size_t(s)], Logits::Last};
+    model.forward(in, kv, logits.data(), &pool);
+    for (int s = 0; s < batch; ++s) next[size_t(s)] = argmax(logits.data() + size_t(s) * info.vocab_size, info.vocab_size);
+  }
+  const double decode = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {prefill, decode};
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  CLI::App app{"Prefill / decode tokens per second, against measured memory bandwidth and FLOP rate", "deepmoe bench"};
+  std::string model_dir = default_model_dir();
+  int64_t n_prompt = 512, n_gen = 128;
+  int reps = 5, threads = 0, batch = 1;
+  bool json = false;
+  std::string quant;
+  app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout) or .gguf file");
+  app.add_option("-p,--n-prompt", n_prompt, "prompt tokens per sequence (prefill test)")->check(CLI::Range(1, 1 << 20));
+  app.add_option("-n,--n-gen", n_gen, "generated tokens per sequence (decode test)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("-r,--repetitions", reps, "runs; the median is reported")->check(CLI::Range(1, 1000));
+  app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_option("--batch", batch, "sequences decoded together")->check(CLI::Range(1, 4096));
+  app.add_option("--quant", quant, "quantize at load: q8_0, q4_0");
+  app.add_flag("--json", json, "print one JSON object instead of the table");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  LoadOptions opts;
+  opts.quant = quant;
+  std::unique_ptr<Model> model = load_model_with_progress(model_dir, opts, json);
+  const ModelInfo& info = model->info();
+  if (info.max_context > 0 && n_prompt + n_gen > info.max_context)
+    fail("-p ", n_prompt, " + -n ", n_gen, " exceeds the model's context of ", info.max_context, " tokens");
+  ThreadPool pool(threads);
+
+  const int bs = 16;
+  const int64_t blocks = int64_t(batch) * ((n_prompt + n_gen + bs - 1) / bs);
+  KvCache kv(info.n_layers, info.kv_width, bs, blocks);
+  if (!json)
+    std::fprintf(stderr, "bench: %s, %d threads, batch %d, KV cache %s; measuring the machine...\n",
+                 info.model_type.c_str(), pool.size(), batch, human_bytes(double(kv.bytes())).c_str());
+  const double bw = measure_read_bandwidth_gbs(pool, size_t(1) << 30);
+  std::string isa;
+  const double peak = measure_peak_gflops(pool, &isa);
+
+  run_once(*model, kv, pool, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
+  std::vector<double> pp, tg;
+  for (int r = 0; r < reps; ++r) {
+    auto [p, d] = run_once(*model, kv, pool, n_prompt, n_gen, batch, uint64_t(r) + 1);
+    pp.push_back(double(n_prompt) * batch / p);
+    if (n_gen > 0) tg.push_back(double(n_gen) * batch / d);
+  }
+  const Stats sp = stats_of(pp), sd = stats_of(tg);
+  const double flops_per_token = 2.0 * double(info.n_active_params);
+  const double bytes_per_token = double(info.weight_bytes_per_token);
+  // Decode streams the active weights once per step (a lower bound for batch > 1, where more experts are hit).
+  const double decode_gbs = sd.median / batch * bytes_per_token / 1e9;
+  const double prefill_gflops = sp.median * flops_per_token / 1e9;
+
+  if (json) {
+    nlohmann::ordered_json j;
+    j["model"] = model_dir;
+    j["model_type"] = info.model_type;
+    j["threads"] = pool.size();
+    j["batch"] = batch;
+    j["n_prompt"] = n_prompt;
+    j["n_gen"] = n_gen;
+    j["repetitions"] = reps;
+    j["prefill_tok_s"] = {{"median", sp.median}, {"min", sp.min}, {"max", sp.max}};
+    j["decode_tok_s"] = {{"median", sd.median}, {"min", sd.min}, {"max", sd.max}};
+    j["read_bandwidth_gb_s"] = bw;
+    j["weight_bytes_per_token"] = info.weight_bytes_per_token;
+    j["decode_weight_gb_s"] = decode_gbs;
+    j["decode_bandwidth_share"] = bw > 0 ? decode_gbs / bw : 0.0;
+    j["peak_gflop_s"] = peak;
+    j["peak_isa"] = isa;
+    j["flops_per_token"] = flops_per_token;
+    j["prefill_gflop_s"] = prefill_gflops;
+    j["prefill_flop_share"] = peak > 0 ? prefill_gflops / peak : 0.0;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("model: %s (%s), %d layers, %.2f B params (%.2f B active), %s, %s\n", info.model_type.c_str(),
+              info.architecture.c_str(), info.n_layers, info.n_params / 1e9, info.n_active_params / 1e9,
+              human_bytes(double(info.weight_bytes)).c_str(), info.dtype_summary.c_str());
+  std::printf("machine: %d threads | read bandwidth %.1f GB/s | peak %.0f GFLOP/s (%s)\n", pool.size(), bw, peak,
+              isa.c_str());
+  std::printf("%-10s | %12s | %21s | %s\n", "test", "tok/s", "min - max", "share of the hardware limit");
+  char name[32];
+  std::snprintf(name, sizeof name, "pp%lld", (long long)n_prompt);
+  std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of peak FLOP rate\n", name, sp.median, sp.min,
+              sp.max, prefill_gflops, peak > 0 ? 100 * prefill_gflops / peak : 0.0);
+  if (n_gen > 0) {
+    std::snprintf(name, sizeof name, "tg%lld", (long long)n_gen);
+    std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth\n", name,
+                sd.median, sd.min, sd.max, decode_gbs, bw > 0 ? 100 * decode_gbs / bw : 0.0);
+  }
+  if (batch > 1) std::printf("(batch %d: tok/s are totals over all sequences)\n", batch);
+  return 0;
+}
 
 }  // namespace dm::cli

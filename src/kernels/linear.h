@@ -3,6 +3,7 @@
 // each row as cols/block blocks (GGML layouts); F8_E4M3 carries fp32 block scales of 128×128 (DeepSeek's
 // published layout: W[i,j] = q[i,j] · scale_inv[i/128, j/128]).
 // linear() picks the fastest variant for the CPU; linear_ref() is the scalar reference it is tested against.
+// Supported: F32, BF16, F16, F8_E4M3 (block scales), Q8_0, Q4_0, Q4_K, Q5_K, Q6_K (kernels/quant.h layouts).
 #pragma once
 #include <cstdint>
 
@@ -26,10 +27,31 @@ struct Weight {
   size_t bytes() const { return size_t(rows) * row_bytes(); }
 };
 
+// Instruction set of a linear() call: Auto picks the best the CPU has (cpu_features(), which honours
+// DEEPMOE_SIMD=scalar|avx2|avx512); forcing a set the CPU lacks falls back to the best available below it.
+enum class Simd { Auto, Scalar, Avx2, Avx512 };
+
+struct LinearOptions {
+  Simd simd = Simd::Auto;
+  // Q8_0 / Q4_0 on AVX-512 VNNI: quantize activations per 32-block to int8 (f32 scale, round to nearest even)
+  // and use int8 dot products, as llama.cpp does. false: exact f32 activations against dequantized weights.
+  bool quantize_activations = true;
+};
+
 // y[t, r] = Σ_c x[t, c] · W[r, c] for t < n_tokens. x: [n_tokens, w.cols], y: [n_tokens, w.rows], both f32,
 // rows contiguous. pool may be null (single-threaded). Must not be called from inside pool->run().
+// Batch invariance: for a given path (Simd) a row's summation order depends neither on n_tokens nor on the
+// thread count, so a token gives bit-identical outputs alone or in any batch, with any pool.
+// Numerics: F32/BF16/F16/F8 use f32 FMA on exactly converted weights (within ~1e-6 relative of linear_ref);
+// Q8_0/Q4_0 with quantize_activations are within the activation-quantization error (see linear_ref_q8).
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
+void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions& opt);
 void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y);
+// Scalar twin of the quantized-activation path (Q8_0 / Q4_0 weights only): x quantized by
+// quantize_activations_q8 (kernels/quant.h), integer dot per 32-block, y = Σ_b d_w[b]·d_x[b]·isum[b].
+void linear_ref_q8(const Weight& w, const float* x, int64_t n_tokens, float* y);
+// The instruction set linear() would use for these options on this CPU.
+Simd linear_simd(const LinearOptions& opt = {});
 
 // out[(r - r0) * cols + c] = W[r, c] as f32, for r in [r0, r1).
 void dequantize_rows(const Weight& w, int64_t r0, int64_t r1, float* out);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/linear.h"
+#include "kernels/quant.h"
 
 namespace dm {
 
@@ -24,7 +25,12 @@ bool linear_supports(DType t) {
     case DType::F32:
     case DType::F16:
     case DType::BF16:
-    case DType::F8_E4M3: return true;
+    case DType::F8_E4M3:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K: return true;
     default: return false;
   }
 }
@@ -55,6 +61,11 @@ void dequantize_rows(const Weight& w, int64_t r0, int64_t r1, float* out) {
         for (int64_t c = 0; c < n; ++c) o[c] = f8_e4m3_to_f32(src[c]) * srow[c / 128];
         break;
       }
+      case DType::Q8_0: dequantize_row_q8_0(reinterpret_cast<const BlockQ8_0*>(src), o, n); break;
+      case DType::Q4_0: dequantize_row_q4_0(reinterpret_cast<const BlockQ4_0*>(src), o, n); break;
+      case DType::Q4_K: dequantize_row_q4_k(reinterpret_cast<const BlockQ4_K*>(src), o, n); break;
+      case DType::Q5_K: dequantize_row_q5_k(reinterpret_cast<const BlockQ5_K*>(src), o, n); break;
+      case DType::Q6_K: dequantize_row_q6_k(reinterpret_cast<const BlockQ6_K*>(src), o, n); break;
       default: DM_CHECK(false, "dequantize_rows: unsupported dtype ", dtype_name(w.dtype));
     }
   }
@@ -68,6 +79,39 @@ void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y) {
       const float* xt = x + t * w.cols;
       float acc = 0;
       for (int64_t c = 0; c < w.cols; ++c) acc += xt[c] * row[size_t(c)];
+      y[t * w.rows + r] = acc;
+    }
+  }
+}
+
+void linear_ref_q8(const Weight& w, const float* x, int64_t n_tokens, float* y) {
+  DM_CHECK(w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0, "linear_ref_q8: ", dtype_name(w.dtype));
+  const int64_t nb = w.cols / kQK;
+  std::vector<int8_t> xq(size_t(w.cols)), wq(size_t(w.cols));
+  std::vector<float> xd(static_cast<size_t>(nb)), wd(static_cast<size_t>(nb));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    quantize_activations_q8(x + t * w.cols, w.cols, xq.data(), xd.data());
+    for (int64_t r = 0; r < w.rows; ++r) {
+      for (int64_t b = 0; b < nb; ++b) {  // weights as int8 values and an f32 scale per block
+        if (w.dtype == DType::Q8_0) {
+          const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(w.row(r))[b];
+          wd[size_t(b)] = f16_to_f32(blk.d);
+          for (int i = 0; i < kQK; ++i) wq[size_t(b * kQK + i)] = blk.qs[i];
+        } else {
+          const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(w.row(r))[b];
+          wd[size_t(b)] = f16_to_f32(blk.d);
+          for (int i = 0; i < kQK / 2; ++i) {
+            wq[size_t(b * kQK + i)] = int8_t((blk.qs[i] & 15) - 8);
+            wq[size_t(b * kQK + i + 16)] = int8_t((blk.qs[i] >> 4) - 8);
+          }
+        }
+      }
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int i = 0; i < kQK; ++i) isum += int32_t(wq[size_t(b * kQK + i)]) * xq[size_t(b * kQK + i)];
+        acc += wd[size_t(b)] * xd[size_t(b)] * float(isum);
+      }
       y[t * w.rows + r] = acc;
     }
   }

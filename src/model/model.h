@@ -51,7 +51,8 @@ struct SeqInput {
 struct ForwardTrace {
   std::vector<std::vector<std::vector<int32_t>>> experts;
   std::vector<std::vector<std::vector<float>>> weights;
-  std::vector<std::vector<float>> hidden;  // hidden[i]: output of block i-1 (0 = embeddings), [n_tokens * hidden]
+  // hidden[i]: output of block i-1 (0 = embeddings), [n_tokens * hidden]; hidden[n_layers + 1]: final norm output.
+  std::vector<std::vector<float>> hidden;
 };
 
 class Model {
@@ -80,5 +81,10 @@ std::vector<TensorSpec> model_tensor_specs(const std::string& config_path);
 // Loads the model at `path` (a Hugging Face model directory, or a .gguf file) by its architecture.
 // Throws dm::Error naming the file/tensor/field on any problem.
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts = {});
+
+// What the model at `path` is and needs (parameters, bytes, KV size, dtypes) without loading it: from config.json
+// and the tensor specs, counting stored dtypes when weights are present (their headers are validated), else the
+// dtypes the config announces. Works on a config-only directory.
+ModelInfo describe_model(const std::string& path);
 
 }  // namespace dm

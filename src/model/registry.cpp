@@ -1,24 +1,98 @@
-// Architecture registry: picks the model family from config.json's `architectures` / `model_type`.
+// Architecture registry: picks the model family from config.json's `model_type` (and `architectures`).
+// A family adds one branch to family_of() and one case to each dispatch below.
 #include <filesystem>
 
 #include "core/error.h"
+#include "loader/deepseek_config.h"
 #include "loader/json_config.h"
+#include "loader/weights.h"
+#include "model/deepseek.h"
+#include "model/llama.h"
 #include "model/model.h"
 
 namespace dm {
 
-std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
-  namespace fs = std::filesystem;
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class Family { Deepseek, Llama };
+
+Family family_of(const JsonConfig& cfg) {
+  if (is_deepseek_config(cfg)) return Family::Deepseek;
+  if (is_llama_family(cfg.get_string("model_type", ""))) return Family::Llama;
+  fail(cfg.path(), ": unsupported model_type '", cfg.get_string("model_type", ""), "'");
+}
+
+JsonConfig config_of(const std::string& path) {
   if (!fs::exists(path)) fail(path, ": no such file or directory");
   if (!fs::is_directory(path)) fail(path, ": not a model directory (GGUF files are not supported yet)");
-  JsonConfig cfg = JsonConfig::load((fs::path(path) / "config.json").string());
-  std::string model_type = cfg.get_string("model_type", "");
-  fail(cfg.path(), ": unsupported model_type '", model_type, "'");
+  return JsonConfig::load((fs::path(path) / "config.json").string());
+}
+
+bool has_weights(const std::string& dir) {
+  return fs::exists(fs::path(dir) / "model.safetensors") || fs::exists(fs::path(dir) / "model.safetensors.index.json");
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  JsonConfig cfg = config_of(path);
+  Family f = family_of(cfg);
+  auto weights = std::make_shared<const WeightStore>(WeightStore::open_safetensors(path));
+  switch (f) {
+    case Family::Deepseek: return load_deepseek(cfg, std::move(weights), opts);
+    case Family::Llama: return load_llama(cfg, std::move(weights), opts);
+  }
+  fail(cfg.path(), ": unsupported model");
 }
 
 std::vector<TensorSpec> model_tensor_specs(const std::string& config_path) {
   JsonConfig cfg = JsonConfig::load(config_path);
-  fail(cfg.path(), ": unsupported model_type '", cfg.get_string("model_type", ""), "'");
+  switch (family_of(cfg)) {
+    case Family::Deepseek: return deepseek_tensor_specs(cfg);
+    case Family::Llama: return llama_tensor_specs(cfg);
+  }
+  fail(cfg.path(), ": unsupported model");
+}
+
+ModelInfo describe_model(const std::string& path) {
+  JsonConfig cfg = config_of(path);
+  Family f = family_of(cfg);
+  std::unique_ptr<WeightStore> weights;
+  if (has_weights(path)) weights = std::make_unique<WeightStore>(WeightStore::open_safetensors(path));
+  switch (f) {
+    case Family::Deepseek: return deepseek_model_info(cfg, weights.get());
+    case Family::Llama: {
+      if (weights) return load_llama(cfg, std::make_shared<const WeightStore>(std::move(*weights)), {})->info();
+      // Config only: what a checkpoint of this config would hold, at its torch_dtype.
+      ModelInfo m;
+      m.architecture = cfg.json().value("architectures", nlohmann::json::array()).value(0, "");
+      m.model_type = cfg.get_string("model_type", "");
+      m.vocab_size = cfg.get_int("vocab_size");
+      m.hidden_size = cfg.get_int("hidden_size");
+      m.n_layers = int(cfg.get_int("num_hidden_layers"));
+      m.max_context = cfg.get_int("max_position_embeddings", 0);
+      const int64_t head_dim = cfg.get_int("head_dim", m.hidden_size / cfg.get_int("num_attention_heads"));
+      m.kv_width = 2 * cfg.get_int("num_key_value_heads", cfg.get_int("num_attention_heads")) * head_dim;
+      const std::string dt = cfg.get_string("torch_dtype", cfg.get_string("dtype", "bfloat16"));
+      const int64_t elem = dt == "float32" ? 4 : 2;
+      const int64_t n_exp = cfg.get_int("num_experts", 0), k = cfg.get_int("num_experts_per_tok", 0);
+      int64_t expert_params = 0;
+      for (const TensorSpec& t : llama_tensor_specs(cfg)) {
+        int64_t n = 1;
+        for (int64_t d : t.shape) n *= d;
+        m.n_params += n;
+        if (t.name.find(".mlp.experts.") != std::string::npos) expert_params += n;
+      }
+      m.n_active_params = m.n_params - expert_params + (n_exp ? expert_params / n_exp * k : 0);
+      m.weight_bytes = m.n_params * elem;
+      m.weight_bytes_per_token = m.n_active_params * elem;
+      m.dtype_summary = dt + " (from config)";
+      return m;
+    }
+  }
+  fail(cfg.path(), ": unsupported model");
 }
 
 }  // namespace dm

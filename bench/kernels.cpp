@@ -1,0 +1,179 @@
+// Kernel benchmark: linear() per weight dtype on real shapes of DeepSeek-V2-Lite and R1-Distill-Qwen-1.5B.
+// Decode (gemv, 1 token) is reported against the read bandwidth measured in the same run (weights are cycled
+// through enough copies to exceed the L3 cache, as a decode step streams every layer); prefill (512 tokens)
+// against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0). Times are medians.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/bandwidth.h"
+#include "kernels/linear.h"
+#include "kernels/quant.h"
+
+using namespace dm;
+
+namespace {
+
+struct Shape {
+  const char* name;
+  int64_t rows, cols;  // out, in
+  bool gemm;           // also time prefill (lm_head only decodes: prefill needs the last token's logits)
+};
+
+const Shape kShapes[] = {
+    {"v2-lite expert gate/up", 1408, 2048, true}, {"v2-lite expert down", 2048, 1408, true},
+    {"v2-lite q_proj", 3072, 2048, true},         {"v2-lite dense up", 10944, 2048, true},
+    {"v2-lite lm_head", 102400, 2048, false},     {"qwen-1.5b up", 8960, 1536, true},
+    {"qwen-1.5b down", 1536, 8960, true},         {"qwen-1.5b lm_head", 151936, 1536, false},
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Random codes that decode to finite, moderate values (speed does not depend on them otherwise).
+void fill_weight(DType t, uint8_t* p, size_t bytes, uint64_t seed) {
+  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (size_t i = 0; i + 8 <= bytes; i += 8) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    std::memcpy(p + i, &s, 8);
+  }
+  auto set16 = [&](size_t at, float v) {
+    uint16_t h = f32_to_f16(v);
+    std::memcpy(p + at, &h, 2);
+  };
+  switch (t) {
+    case DType::F32:
+      for (size_t i = 0; i < bytes; i += 4) p[i + 3] = uint8_t((p[i + 3] & 0x80) | 0x3e);
+      break;
+    case DType::BF16:
+      for (size_t i = 0; i < bytes; i += 2) p[i + 1] = uint8_t((p[i + 1] & 0x80) | 0x3e);
+      break;
+    case DType::F16:
+      for (size_t i = 0; i < bytes; i += 2) p[i + 1] = uint8_t((p[i + 1] & 0x83) | 0x38);
+      break;
+    case DType::F8_E4M3:
+      for (size_t i = 0; i < bytes; ++i) p[i] &= 0xf7;
+      break;
+    case DType::Q8_0:
+    case DType::Q4_0: {
+      const size_t bs = dtype_bytes(t, 32);
+      for (size_t at = 0; at + bs <= bytes; at += bs) set16(at, 0.01f);
+      break;
+    }
+    case DType::Q6_K:
+      for (size_t at = 0; at + 210 <= bytes; at += 210) set16(at + 208, 0.01f);
+      break;
+    default: {  // Q4_K, Q5_K
+      const size_t bs = dtype_bytes(t, 256);
+      for (size_t at = 0; at + bs <= bytes; at += bs) set16(at, 0.01f), set16(at + 2, 0.02f);
+    }
+  }
+}
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r) c = char(std::tolower(c));
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_kernels: linear() speed per dtype on real model shapes"};
+  int threads = 2, reps = 5, gemm_tokens = 512;
+  std::vector<std::string> dtypes = {"f32", "bf16", "f16", "f8_e4m3", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+  std::string only;
+  bool no_gemm = false;
+  app.add_option("-t,--threads", threads, "threads");
+  app.add_option("-r,--reps", reps, "timed repetitions (median reported)");
+  app.add_option("--dtype", dtypes, "dtypes to run");
+  app.add_option("--shape", only, "only shapes whose name contains this");
+  app.add_option("--gemm-tokens", gemm_tokens, "tokens of the prefill GEMM");
+  app.add_flag("--no-gemm", no_gemm, "decode only");
+  CLI11_PARSE(app, argc, argv);
+
+  ThreadPool pool(threads);
+  const double fma_peak = measure_fma_gflops(pool), vnni_peak = measure_vnni_gops(pool);
+  std::printf("threads %d | fp32 FMA peak %.0f GFLOP/s | int8 VNNI peak %.0f GOP/s | simd %d\n", threads, fma_peak,
+              vnni_peak, int(linear_simd()));
+  const DType all[] = {DType::F32,  DType::BF16, DType::F16,  DType::F8_E4M3, DType::Q8_0,
+                       DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  for (const std::string& want : dtypes) {
+    DType t = DType::F32;
+    bool found = false;
+    for (DType d : all)
+      if (lower(dtype_name(d)) == lower(want)) t = d, found = true;
+    if (!found) {
+      std::fprintf(stderr, "unknown dtype %s\n", want.c_str());
+      return 1;
+    }
+    const double bw = measure_read_bandwidth_gbs(pool);
+    std::printf("-- %s | measured read bandwidth %.1f GB/s\n", lower(dtype_name(t)).c_str(), bw);
+    for (const Shape& sh : kShapes) {
+      if (!only.empty() && std::string(sh.name).find(only) == std::string::npos) continue;
+      Weight w{t, sh.rows, sh.cols, nullptr, nullptr};
+      const size_t wbytes = w.bytes();
+      const size_t n_copies = std::max<size_t>(1, (size_t(192) << 20) / wbytes + 1);
+      Buffer data(wbytes * n_copies);
+      fill_weight(t, data.as<uint8_t>(), wbytes, 1);
+      for (size_t c = 1; c < n_copies; ++c) std::memcpy(data.as<uint8_t>() + c * wbytes, data.as<uint8_t>(), wbytes);
+      std::vector<float> scales(size_t((sh.rows + 127) / 128 * ((sh.cols + 127) / 128)), 0.01f);
+      const size_t read_bytes = wbytes + (t == DType::F8_E4M3 ? scales.size() * 4 : 0);
+      std::vector<Weight> ws(n_copies, w);
+      for (size_t c = 0; c < n_copies; ++c) {
+        ws[c].data = data.as<uint8_t>() + c * wbytes;
+        ws[c].scale_inv = scales.data();
+      }
+      std::vector<float> x(size_t(sh.cols * std::max(1, gemm_tokens)), 0.5f), y(size_t(sh.rows * std::max(1, gemm_tokens)));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 2001) - 1000) / 1000.0f;
+
+      // Decode: one token, cycling through the copies so each gemv reads its weights from memory.
+      const size_t iters = std::max<size_t>(n_copies, 20);
+      for (size_t i = 0; i < n_copies; ++i) linear(ws[i], x.data(), 1, y.data(), &pool);
+      std::vector<double> times;
+      for (int r = 0; r < reps; ++r) {
+        const double t0 = now_s();
+        for (size_t i = 0; i < iters; ++i) linear(ws[i % n_copies], x.data(), 1, y.data(), &pool);
+        times.push_back((now_s() - t0) / double(iters));
+      }
+      const double tg = median(times);
+      const double gbs = double(read_bytes) / tg / 1e9;
+      std::printf("gemv %-8s n=%-6lld k=%-5lld | %8.3f ms | %6.1f GB/s | %3.0f%% of measured bandwidth  (%s)\n",
+                  lower(dtype_name(t)).c_str(), (long long)sh.rows, (long long)sh.cols, tg * 1e3, gbs,
+                  100 * gbs / bw, sh.name);
+      std::fflush(stdout);
+
+      if (no_gemm || !sh.gemm || gemm_tokens <= 1) continue;
+      linear(ws[0], x.data(), gemm_tokens, y.data(), &pool);  // warm-up
+      times.clear();
+      for (int r = 0; r < std::max(3, reps / 2 + 1); ++r) {
+        const double t0 = now_s();
+        linear(ws[size_t(r) % n_copies], x.data(), gemm_tokens, y.data(), &pool);
+        times.push_back(now_s() - t0);
+      }
+      const double tp = median(times);
+      const double gflops = 2.0 * double(sh.rows) * double(sh.cols) * gemm_tokens / tp / 1e9;
+      const bool int8 = (t == DType::Q8_0 || t == DType::Q4_0) && vnni_peak > 0;
+      const double peak = int8 ? vnni_peak : fma_peak;
+      std::printf("gemm %-8s m=%d n=%-6lld k=%-5lld | %8.3f ms | %6.1f GFLOP/s | %3.0f%% of %s peak  (%s)\n",
+                  lower(dtype_name(t)).c_str(), gemm_tokens, (long long)sh.rows, (long long)sh.cols, tp * 1e3,
+                  gflops, 100 * gflops / peak, int8 ? "int8 VNNI" : "fp32 FMA", sh.name);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,141 @@
+// Memory-bandwidth and peak-rate probes. The read loop uses 512-bit loads where the CPU has AVX-512 (4
+// independent accumulators, so the loop is load-bound, not add-bound); the peak loops keep 12 independent
+// FMA / VNNI chains per thread, enough to cover the instructions' latency on current x86 cores.
+#include "kernels/bandwidth.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/tensor.h"
+
+namespace dm {
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+__attribute__((target("avx512f"))) uint64_t read_avx512(const uint8_t* p, size_t n) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 256 <= n; i += 256) {
+    a0 = _mm512_xor_si512(a0, _mm512_load_si512(p + i));
+    a1 = _mm512_xor_si512(a1, _mm512_load_si512(p + i + 64));
+    a2 = _mm512_xor_si512(a2, _mm512_load_si512(p + i + 128));
+    a3 = _mm512_xor_si512(a3, _mm512_load_si512(p + i + 192));
+  }
+  a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+  return uint64_t(_mm512_reduce_add_epi64(a0));
+}
+
+uint64_t read_plain(const uint8_t* p, size_t n) {
+  const uint64_t* q = reinterpret_cast<const uint64_t*>(p);
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  for (size_t i = 0; i + 4 <= n / 8; i += 4) {
+    a0 ^= q[i];
+    a1 ^= q[i + 1];
+    a2 ^= q[i + 2];
+    a3 ^= q[i + 3];
+  }
+  return a0 ^ a1 ^ a2 ^ a3;
+}
+
+constexpr int64_t kPeakIters = 20'000'000;
+
+__attribute__((target("avx512f"))) float fma_loop_avx512(int64_t iters) {
+  __m512 a[12];
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
+  for (int64_t k = 0; k < iters; ++k)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(int64_t iters) {
+  __m256 a[12];
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(float(i));
+  for (int64_t k = 0; k < iters; ++k)
+    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], m, c);
+  __m256 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, a[i]);
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  return out[0] + out[7];
+}
+
+__attribute__((target("avx512f,avx512vnni"))) int32_t vnni_loop(int64_t iters) {
+  __m512i a[12];
+  const __m512i u = _mm512_set1_epi8(3), s8 = _mm512_set1_epi8(-2);
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_epi32(i);
+  for (int64_t k = 0; k < iters; ++k)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbusd_epi32(a[i], u, s8);
+  __m512i s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, a[i]);
+  return _mm512_reduce_add_epi32(s);
+}
+
+// Runs body(iters) on every thread, returns total operations per second / 1e9 (ops_per_iter per iteration).
+template <typename Body>
+double rate(ThreadPool& pool, double ops_per_iter, Body body) {
+  std::atomic<int64_t> sink{0};
+  int64_t iters = kPeakIters / 20;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const double t0 = now_s();
+    pool.run([&](int, int) { sink += int64_t(body(iters)); });
+    const double dt = now_s() - t0;
+    best = std::max(best, ops_per_iter * double(iters) * pool.size() / dt / 1e9);
+    if (dt < 0.05) iters *= 4;
+  }
+  return best;
+}
+
+}  // namespace
+
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
+  const int nt = pool.size();
+  const size_t slice = bytes / size_t(nt) / 4096 * 4096;
+  Buffer buf(slice * size_t(nt));
+  const bool wide = cpu_features().avx512f;
+  std::atomic<uint64_t> sink{0};
+  // Each thread first writes its own slice, so its pages are faulted in (and placed) by the thread reading them.
+  pool.run([&](int t, int) {
+    uint8_t* p = buf.as<uint8_t>() + size_t(t) * slice;
+    for (size_t i = 0; i < slice; i += 64) p[i] = uint8_t(i >> 6);
+  });
+  std::vector<double> gbs;
+  for (int pass = 0; pass < 6; ++pass) {
+    const double t0 = now_s();
+    pool.run([&](int t, int) {
+      const uint8_t* p = buf.as<uint8_t>() + size_t(t) * slice;
+      sink += wide ? read_avx512(p, slice) : read_plain(p, slice);
+    });
+    const double dt = now_s() - t0;
+    if (pass > 0) gbs.push_back(double(slice) * nt / dt / 1e9);
+  }
+  std::sort(gbs.begin(), gbs.end());
+  return gbs[gbs.size() / 2];
+}
+
+double measure_fma_gflops(ThreadPool& pool) {
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512f) return rate(pool, 12 * 16 * 2, fma_loop_avx512);
+  if (f.avx2 && f.fma) return rate(pool, 12 * 8 * 2, fma_loop_avx2);
+  return 0;
+}
+
+double measure_vnni_gops(ThreadPool& pool) {
+  if (!cpu_features().avx512vnni) return 0;
+  return rate(pool, 12 * 64 * 2, vnni_loop);
+}
+
+}  // namespace dm

@@ -1,0 +1,20 @@
+// Measured hardware limits that kernel speeds are reported against: memory read bandwidth (decode is bound by
+// it) and the fp32 FMA / int8 VNNI rates (prefill is bound by them). Each takes well under a second.
+#pragma once
+#include <cstddef>
+
+#include "core/thread_pool.h"
+
+namespace dm {
+
+// STREAM-like read of a buffer of `bytes` (larger than the caches) by all threads of the pool, each its own
+// contiguous slice; the median of 5 passes after one warm-up, in GB/s (1e9 bytes per second).
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = size_t(1) << 30);
+
+// Peak fp32 FMA rate of all threads (GFLOP/s, 2 flops per multiply-add) from a short loop of independent
+// 512-bit (AVX-512) or 256-bit (AVX2) FMAs; 0 where the CPU has neither.
+double measure_fma_gflops(ThreadPool& pool);
+// Peak int8 multiply-add rate with AVX-512 VNNI vpdpbusd (GOP/s, 2 ops per multiply-add); 0 without VNNI.
+double measure_vnni_gops(ThreadPool& pool);
+
+}  // namespace dm

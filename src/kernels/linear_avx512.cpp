@@ -1,0 +1,368 @@
+// AVX-512 kernels of linear(): f32 FMA over weights converted in registers (F32, BF16, F16, F8_E4M3 with its
+// 128x128 block scales), and int8 VNNI dot products (vpdpbusd) for Q8_0 / Q4_0 against activations quantized
+// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; the
+// weight tile is loaded once per token tile and the token block is sized to stay in L2.
+#include <immintrin.h>
+
+#include <cstring>
+#include <utility>
+
+#include "kernels/linear_kernels.h"
+#include "kernels/quant.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives inside its intrinsic headers
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+
+
+namespace dm::kern {
+namespace {
+
+constexpr int kMaxT = 4;  // tokens per register tile
+// Decode reads kRowTile weight rows side by side; prefetching each this far ahead keeps enough lines in flight.
+constexpr int64_t kPrefetchBytes = 2048;
+
+template <DType DT>
+constexpr int64_t elem_bytes() {
+  return DT == DType::F32 ? 4 : DT == DType::F8_E4M3 ? 1 : 2;
+}
+
+// 16 weights from column c of a row as f32; m masks the columns that exist. f8_scale: scale_inv · 256 (F8 only).
+template <DType DT>
+inline __m512 load16(const uint8_t* row, int64_t c, __mmask16 m, float f8_scale) {
+  if constexpr (DT == DType::F32) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + c);
+  } else if constexpr (DT == DType::BF16) {
+    __m256i h = _mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + c);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else if constexpr (DT == DType::F16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + c));
+  } else {
+    static_assert(DT == DType::F8_E4M3);
+    // e4m3 (s eeee mmm) moved into an f16 (s eeeee mmmmmmmmmm) as s | eeeemmm << 7 is the same number times
+    // 2^-8, subnormals included (both formats' subnormal steps shift alike); the 2^8 is in f8_scale.
+    // note: e4m3 NaN (0x7f) becomes the finite 480; checkpoints hold no NaN.
+    __m256i b = _mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(m, row + c));
+    __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7),
+                                _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
+    return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(f8_scale));
+  }
+}
+
+// y[t·ldy + r] = row r · x[t] for r < R, t < T. srow[r]: F8 scale row of row r (else unused).
+// note: accumulator I is (token I / R, row I % R); the fold expressions over the index pack keep GCC from
+// spilling the accumulator array on every iteration, which indexed loops provoke.
+template <DType DT, int R, int T, int... I>
+void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const float* const* srow,
+                 const float* x, int64_t cols, float* y, int64_t ldy) {
+  __m512 acc[T * R];
+  ((acc[I] = _mm512_setzero_ps()), ...);
+  // One loop body for full and tail chunks (masked loads cost the same as plain ones).
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  for (int64_t c = 0; c < cols; c += 16) {
+    const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
+    if constexpr (T == 1) {  // decode streams weights from memory: fetch well ahead of use
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + c * elem_bytes<DT>() + kPrefetchBytes, _MM_HINT_T0);
+    }
+    __m512 wv[R], xv[T];
+    for (int r = 0; r < R; ++r) {
+      float s = 0;
+      if constexpr (DT == DType::F8_E4M3) s = srow[r][c >> 7] * 256.0f;
+      wv[r] = load16<DT>(w[r], c, m, s);
+    }
+    for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * cols + c);
+    ((acc[I] = _mm512_fmadd_ps(wv[I % R], xv[I / R], acc[I])), ...);
+  }
+  ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+}
+
+template <DType DT, int R, int T>
+void micro_f(const uint8_t* const* w, const float* const* srow, const float* x, int64_t cols, float* y,
+             int64_t ldy) {
+  micro_f_seq<DT, R, T>(std::make_integer_sequence<int, R * T>{}, w, srow, x, cols, y, ldy);
+}
+
+template <DType DT>
+using MicroF = void (*)(const uint8_t* const*, const float* const*, const float*, int64_t, float*, int64_t);
+
+template <DType DT, int R>
+MicroF<DT> pick_t(int t) {
+  switch (t) {
+    case 1: return micro_f<DT, R, 1>;
+    case 2: return micro_f<DT, R, 2>;
+    case 3: return micro_f<DT, R, 3>;
+    default: return micro_f<DT, R, 4>;
+  }
+}
+template <DType DT>
+MicroF<DT> pick(int r, int t) {
+  switch (r) {
+    case 1: return pick_t<DT, 1>(t);
+    case 2: return pick_t<DT, 2>(t);
+    case 3: return pick_t<DT, 3>(t);
+    default: return pick_t<DT, 4>(t);
+  }
+}
+
+// Tokens per block so that the block's activations (bytes_per_token each) stay in L2 while a thread's rows pass.
+int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
+  int64_t tb = (256 << 10) / bytes_per_token;
+  tb = tb < kMaxT ? kMaxT : tb / kMaxT * kMaxT;
+  return tb < n_tokens ? tb : n_tokens;
+}
+
+// Rows [r, r + nr) of a BF16/F16/F8 weight as f32 in out ([nr, cols]), with the kernel's own conversion (so
+// values are bit-identical to converting in registers).
+template <DType DT>
+void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
+  const int64_t cols = w.cols;
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  for (int i = 0; i < nr; ++i) {
+    const uint8_t* row = w.row(r + i);
+    const float* srow = DT == DType::F8_E4M3 ? w.scale_inv + ((r + i) / 128) * w.scale_cols() : nullptr;
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
+      float s = 0;
+      if constexpr (DT == DType::F8_E4M3) s = srow[c >> 7] * 256.0f;
+      _mm512_mask_storeu_ps(out + i * cols + c, m, load16<DT>(row, c, m, s));
+    }
+  }
+}
+
+template <DType DT>
+void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, float* scratch) {
+  const int64_t cols = w.cols;
+  const int64_t tb = token_block(n_tokens, cols * 4);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
+    const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
+    for (int64_t r = r0; r < r1; r += kRowTile) {
+      const int nr = int(r1 - r < kRowTile ? r1 - r : kRowTile);
+      const uint8_t* rows[kRowTile];
+      const float* srow[kRowTile] = {};
+      bool as_f32 = true;
+      if (w.dtype != DT) {  // other dtypes: dequantize the row tile once per token block
+        dequantize_rows(w, r, r + nr, scratch);
+      } else if (nt <= kMaxT) {  // one token tile: read (and convert) the weights in place
+        as_f32 = DT == DType::F32;
+        for (int i = 0; i < nr; ++i) {
+          rows[i] = w.row(r + i);
+          if constexpr (DT == DType::F8_E4M3) srow[i] = w.scale_inv + ((r + i) / 128) * w.scale_cols();
+        }
+      } else {  // several token tiles share this row tile: convert (F32: copy, which keeps it in L1) once
+        convert_rows<DT>(w, r, nr, scratch);
+      }
+      if (as_f32 && (w.dtype != DT || nt > kMaxT))
+        for (int i = 0; i < nr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(scratch + i * cols);
+      for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
+        const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
+        (as_f32 ? pick<DType::F32>(nr, tt) : pick<DT>(nr, tt))(rows, srow, x + t * cols, cols, y + t * w.rows + r,
+                                                              w.rows);
+      }
+    }
+  }
+}
+
+// ---- int8 path ----
+
+// Weight pair p (blocks 2p, 2p+1) of a Q8_0 / Q4_0 row as 64 signed bytes in the QActs byte order, the
+// per-lane block scales, and init = -128·Σw per lane (cancels the +128 offset of the u8 activations).
+template <DType DT>
+inline void load_pair(const uint8_t* row, int64_t p, bool full, __m512i& wq, __m512& ws, __m512i& init) {
+  float da, db = 0;
+  if constexpr (DT == DType::Q8_0) {
+    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + 2 * p;
+    __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
+    __m256i qb = _mm256_setzero_si256();
+    da = _cvtsh_ss(b[0].d);
+    if (full) {
+      qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs));
+      db = _cvtsh_ss(b[1].d);
+    }
+    wq = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
+    ws = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(da), _mm512_set1_ps(db));
+  } else {
+    const BlockQ4_0* b = reinterpret_cast<const BlockQ4_0*>(row) + 2 * p;
+    __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+    __m128i qb = _mm_set1_epi8(char(0x88));  // padding: code 8 is weight 0
+    da = _cvtsh_ss(b[0].d);
+    if (full) {
+      qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
+      db = _cvtsh_ss(b[1].d);
+    }
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);  // [A | B] nibble bytes
+    const __m256i lo4 = _mm256_set1_epi8(15);
+    __m256i lo = _mm256_and_si256(v, lo4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+    // [A 0-15 | B 0-15 | A 16-31 | B 16-31] minus 8
+    wq = _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(8));
+    ws = _mm512_mask_blend_ps(0xf0f0, _mm512_set1_ps(da), _mm512_set1_ps(db));
+  }
+  init = _mm512_sub_epi32(_mm512_setzero_si512(),
+                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), wq));
+}
+
+// A row tile unpacked once per token block: per row and pair, 192 bytes = wq (64 s8), ws (16 f32), init
+// (16 i32), so token tiles after the first skip the unpacking.
+constexpr int64_t kUnpackedPair = 192;
+
+template <DType DT>
+void unpack_rows(const Weight& w, int64_t r, int nr, int64_t np, uint8_t* out) {
+  const int64_t nb = w.cols / kQK;
+  for (int i = 0; i < nr; ++i) {
+    const uint8_t* row = w.row(r + i);
+    for (int64_t p = 0; p < np; ++p) {
+      __m512i wq, init;
+      __m512 ws;
+      load_pair<DT>(row, p, 2 * p + 1 < nb, wq, ws, init);
+      uint8_t* o = out + (i * np + p) * kUnpackedPair;
+      _mm512_store_si512(o, wq);
+      _mm512_store_ps(o + 64, ws);
+      _mm512_store_si512(o + 128, init);
+    }
+  }
+}
+
+// w: row pointers (Unpacked: into unpack_rows' output, else the rows themselves).
+template <DType DT, bool Unpacked, int R, int T, int... I>
+void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const QActs& xq, int64_t n_blocks,
+                 float* y, int64_t ldy) {
+  __m512 acc[T * R];
+  ((acc[I] = _mm512_setzero_ps()), ...);
+  const int64_t np = xq.n_pairs;
+  for (int64_t p = 0; p < np; ++p) {
+    __m512i wq[R], init[R], xv[T];
+    __m512 ws[R], xs[T];
+    for (int r = 0; r < R; ++r) {
+      if constexpr (Unpacked) {
+        const uint8_t* o = w[r] + p * kUnpackedPair;
+        wq[r] = _mm512_load_si512(o);
+        ws[r] = _mm512_load_ps(o + 64);
+        init[r] = _mm512_load_si512(o + 128);
+      } else {
+        if constexpr (T == 1)
+          _mm_prefetch(reinterpret_cast<const char*>(w[r]) + p * (DT == DType::Q8_0 ? 68 : 36) + kPrefetchBytes, _MM_HINT_T0);
+        load_pair<DT>(w[r], p, 2 * p + 1 < n_blocks, wq[r], ws[r], init[r]);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      xv[t] = _mm512_loadu_si512(xq.q + (t * np + p) * 64);
+      xs[t] = _mm512_loadu_ps(xq.s + (t * np + p) * 16);
+    }
+    ((acc[I] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[I % R], xv[I / R], wq[I % R])),
+                               _mm512_mul_ps(ws[I % R], xs[I / R]), acc[I])),
+     ...);
+  }
+  ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+}
+
+template <DType DT, bool Unpacked, int R, int T>
+void micro_q(const uint8_t* const* w, const QActs& xq, int64_t n_blocks, float* y, int64_t ldy) {
+  micro_q_seq<DT, Unpacked, R, T>(std::make_integer_sequence<int, R * T>{}, w, xq, n_blocks, y, ldy);
+}
+
+using MicroQ = void (*)(const uint8_t* const*, const QActs&, int64_t, float*, int64_t);
+
+template <DType DT, bool U, int R>
+MicroQ pick_q_t(int t) {
+  switch (t) {
+    case 1: return micro_q<DT, U, R, 1>;
+    case 2: return micro_q<DT, U, R, 2>;
+    case 3: return micro_q<DT, U, R, 3>;
+    default: return micro_q<DT, U, R, 4>;
+  }
+}
+template <DType DT, bool U>
+MicroQ pick_q(int r, int t) {
+  switch (r) {
+    case 1: return pick_q_t<DT, U, 1>(t);
+    case 2: return pick_q_t<DT, U, 2>(t);
+    case 3: return pick_q_t<DT, U, 3>(t);
+    default: return pick_q_t<DT, U, 4>(t);
+  }
+}
+
+template <DType DT>
+void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1, uint8_t* scratch) {
+  const int64_t np = xq.n_pairs, nb = w.cols / kQK;
+  const int64_t tb = token_block(n_tokens, np * 128);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
+    const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
+    for (int64_t r = r0; r < r1; r += kRowTile) {
+      const int nr = int(r1 - r < kRowTile ? r1 - r : kRowTile);
+      const bool unpack = nt > kMaxT;
+      const uint8_t* rows[kRowTile];
+      if (unpack) unpack_rows<DT>(w, r, nr, np, scratch);
+      for (int i = 0; i < nr; ++i) rows[i] = unpack ? scratch + i * np * kUnpackedPair : w.row(r + i);
+      for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
+        const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
+        QActs sub{xq.q + t * np * 64, xq.s + t * np * 16, np};
+        (unpack ? pick_q<DT, true>(nr, tt) : pick_q<DT, false>(nr, tt))(rows, sub, nb, y + t * w.rows + r, w.rows);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                 float* scratch) {
+  switch (w.dtype) {
+    case DType::BF16: return rows_f<DType::BF16>(w, x, n_tokens, y, r0, r1, scratch);
+    case DType::F16: return rows_f<DType::F16>(w, x, n_tokens, y, r0, r1, scratch);
+    case DType::F8_E4M3: return rows_f<DType::F8_E4M3>(w, x, n_tokens, y, r0, r1, scratch);
+    default: return rows_f<DType::F32>(w, x, n_tokens, y, r0, r1, scratch);  // F32, or dequantized rows
+  }
+}
+
+void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                    void* scratch) {
+  uint8_t* s = static_cast<uint8_t*>(scratch);
+  if (w.dtype == DType::Q8_0) return rows_q<DType::Q8_0>(w, xq, n_tokens, y, r0, r1, s);
+  return rows_q<DType::Q4_0>(w, xq, n_tokens, y, r0, r1, s);
+}
+
+void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s) {
+  const int64_t nb = cols / kQK, np = (nb + 1) / 2;
+  for (int64_t b = 0; b < nb; ++b, x += kQK) {
+    __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float db = amax / 127.0f;
+    const float id = db != 0 ? 1.0f / db : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i off = _mm512_set1_epi32(128);
+    // Round to nearest even as quantize_activations_q8's nearbyint; then +128 into u8.
+    __m128i q0 = _mm512_cvtepi32_epi8(_mm512_add_epi32(
+        _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), off));
+    __m128i q1 = _mm512_cvtepi32_epi8(_mm512_add_epi32(
+        _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), off));
+    const int64_t p = b / 2, half = b % 2;
+    uint8_t* dst = q + p * 64;
+    if (wtype == DType::Q8_0) {  // pair = [A 0-31 | B 0-31]
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + half * 32), q0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + half * 32 + 16), q1);
+    } else {  // pair = [A 0-15 | B 0-15 | A 16-31 | B 16-31], matching the nibble unpacking of Q4_0
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + half * 16), q0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32 + half * 16), q1);
+    }
+    // Lane scales: lanes 0-7 block A, 8-15 block B (Q8_0); lanes 0-3, 8-11 A and 4-7, 12-15 B (Q4_0).
+    for (int l = 0; l < 16; ++l)
+      if (((wtype == DType::Q8_0 ? l / 8 : (l / 4) % 2)) == half) s[p * 16 + l] = db;
+  }
+  if (nb % 2) {  // padding block of an odd row: x = 0 (u8 128) with scale 0
+    uint8_t* dst = q + (np - 1) * 64;
+    if (wtype == DType::Q8_0) {
+      std::memset(dst + 32, 0x80, 32);
+    } else {
+      std::memset(dst + 16, 0x80, 16);
+      std::memset(dst + 48, 0x80, 16);
+    }
+    for (int l = 0; l < 16; ++l)
+      if ((wtype == DType::Q8_0 ? l / 8 : (l / 4) % 2) == 1) s[(np - 1) * 16 + l] = 0;
+  }
+}
+
+}  // namespace dm::kern
+
+#pragma GCC pop_options

@@ -1,0 +1,39 @@
+// Internal interface between linear()'s dispatcher (linear.cpp) and its per-instruction-set kernels
+// (linear_avx512.cpp, linear_avx2.cpp). Each kernel computes y[t, r] for all tokens and a range of rows.
+// Not for use outside src/kernels.
+#pragma once
+#include <cstdint>
+
+#include "kernels/linear.h"
+
+namespace dm::kern {
+
+// Activations quantized for the int8 (VNNI) kernels, token after token. Blocks of 32 go in pairs of 64 bytes;
+// the byte order inside a pair matches how the kernel unpacks that weight dtype (see quantize_acts_avx512).
+struct QActs {
+  const uint8_t* q = nullptr;  // [n_tokens][n_pairs * 64]: quantized x + 128, as u8
+  const float* s = nullptr;    // [n_tokens][n_pairs * 16]: the block scale of each int32 lane of a pair's dot
+                               // product (0 for the padding block of odd rows)
+  int64_t n_pairs = 0;
+};
+
+// Rows kept in registers per micro-tile; threads split rows on multiples of it.
+constexpr int64_t kRowTile = 4;
+
+// F32/BF16/F16/F8_E4M3 from the weights directly; other dtypes dequantize kRowTile rows at a time into scratch
+// ([kRowTile, cols] floats) and use the f32 kernel. Per (token, row): one vector accumulator over the columns in
+// order, so the result does not depend on n_tokens, [r0, r1) or the tiling.
+void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                 float* scratch);
+void rows_avx2(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+               float* scratch);
+
+// Q8_0 / Q4_0 weights against QActs (AVX-512 VNNI). scratch: q8_scratch_bytes(cols), 64-byte aligned.
+void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                    void* scratch);
+inline size_t q8_scratch_bytes(int64_t cols) { return size_t(kRowTile * (cols / 64 + 1) * 192); }
+// Quantizes one token's activations (cols values) for weights of dtype wtype (Q8_0 or Q4_0): the same q and
+// scales as quantize_activations_q8, laid out as QActs. q: [n_pairs * 64], s: [n_pairs * 16].
+void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s);
+
+}  // namespace dm::kern

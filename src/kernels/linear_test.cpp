@@ -1,0 +1,214 @@
+// linear() on every instruction set (scalar, AVX2, AVX-512) and dtype against linear_ref() over odd shapes and
+// token counts; the int8 path against its scalar twin linear_ref_q8() and against linear_ref() within the
+// activation-quantization bound; batch and thread-count invariance (bit-identical outputs).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/linear.h"
+#include "kernels/quant.h"
+
+using namespace dm;
+
+namespace {
+
+// A weight of any dtype made from random values, owning its bytes.
+struct TestWeight {
+  Weight w;
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+};
+
+TestWeight make_weight(DType t, int64_t rows, int64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  TestWeight tw;
+  tw.w.dtype = t;
+  tw.w.rows = rows;
+  tw.w.cols = cols;
+  tw.bytes.resize(dtype_bytes(t, cols) * size_t(rows));
+  std::vector<float> v(size_t(rows * cols));
+  for (auto& f : v) f = nd(rng);
+  uint8_t* p = tw.bytes.data();
+  switch (t) {
+    case DType::F32: std::memcpy(p, v.data(), v.size() * 4); break;
+    case DType::BF16:
+    case DType::F16:
+      for (size_t i = 0; i < v.size(); ++i) {
+        uint16_t h = t == DType::BF16 ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
+        std::memcpy(p + 2 * i, &h, 2);
+      }
+      break;
+    case DType::F8_E4M3: {
+      for (size_t i = 0; i < v.size(); ++i) p[i] = f32_to_f8_e4m3(v[i] * 64);  // spans subnormals to 448
+      tw.scales.resize(size_t((rows + 127) / 128 * ((cols + 127) / 128)));
+      for (auto& s : tw.scales) s = 0.001f * float(1 + rng() % 50);
+      break;
+    }
+    case DType::Q8_0:
+      for (int64_t r = 0; r < rows; ++r)
+        quantize_row_q8_0(v.data() + r * cols, reinterpret_cast<BlockQ8_0*>(p + r * tw.w.row_bytes()), cols);
+      break;
+    case DType::Q4_0:
+      for (int64_t r = 0; r < rows; ++r)
+        quantize_row_q4_0(v.data() + r * cols, reinterpret_cast<BlockQ4_0*>(p + r * tw.w.row_bytes()), cols);
+      break;
+    default: {  // K-quants: any bytes are valid codes; keep the fp16 super-block scales finite and small
+      for (auto& b : tw.bytes) b = uint8_t(rng());
+      const size_t bs = dtype_bytes(t, 256);
+      for (size_t off = 0; off < tw.bytes.size(); off += bs) {
+        uint16_t d = f32_to_f16(0.01f * float(1 + rng() % 10)), dmin = f32_to_f16(0.02f);
+        size_t at = t == DType::Q6_K ? 208 : 0;
+        std::memcpy(&tw.bytes[off + at], &d, 2);
+        if (t != DType::Q6_K) std::memcpy(&tw.bytes[off + 2], &dmin, 2);
+      }
+    }
+  }
+  tw.w.data = tw.bytes.data();
+  tw.w.scale_inv = tw.scales.empty() ? nullptr : tw.scales.data();
+  return tw;
+}
+
+std::vector<float> rand_x(int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& f : x) f = nd(rng);
+  return x;
+}
+
+// Σ_c |x_c · w_c| per (token, row): the scale of fp32 summation error.
+std::vector<double> abs_dots(const Weight& w, const std::vector<float>& x, int64_t n) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  std::vector<double> out(size_t(n * w.rows));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequantize_rows(w, r, r + 1, row.data());
+    for (int64_t t = 0; t < n; ++t) {
+      double s = 0;
+      for (int64_t c = 0; c < w.cols; ++c) s += std::fabs(double(x[size_t(t * w.cols + c)]) * row[size_t(c)]);
+      out[size_t(t * w.rows + r)] = s;
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> cols_for(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+    case DType::Q4_0: return {32, 96, 160, 352};
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K: return {256, 768};
+    default: return {1, 7, 16, 33, 130, 300};
+  }
+}
+
+const DType kAll[] = {DType::F32,  DType::BF16, DType::F16,  DType::F8_E4M3, DType::Q8_0,
+                      DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const Simd kPaths[] = {Simd::Scalar, Simd::Avx2, Simd::Avx512};
+const int64_t kTokens[] = {1, 2, 3, 5, 8, 17, 64};
+
+bool available(Simd s) { return linear_simd(LinearOptions{s, false}) == s; }
+
+}  // namespace
+
+TEST(Linear, EveryPathMatchesReference) {
+  ThreadPool pool(2);
+  for (DType t : kAll) {
+    for (int64_t rows : {1, 5, 17, 130}) {
+      for (int64_t cols : cols_for(t)) {
+        TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 131 + cols));
+        for (int64_t n : kTokens) {
+          if (rows * cols * n > 2000000) continue;
+          auto x = rand_x(n * cols, unsigned(n + cols));
+          std::vector<float> ref(size_t(n * rows)), y(size_t(n * rows));
+          linear_ref(tw.w, x.data(), n, ref.data());
+          auto mag = abs_dots(tw.w, x, n);
+          for (Simd s : kPaths) {
+            if (!available(s)) continue;
+            std::fill(y.begin(), y.end(), NAN);
+            linear(tw.w, x.data(), n, y.data(), &pool, LinearOptions{s, false});
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_NEAR(y[i], ref[i], 1e-5 * mag[i] + 1e-30)
+                  << dtype_name(t) << " simd " << int(s) << " rows " << rows << " cols " << cols << " n " << n
+                  << " at " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, Int8PathMatchesScalarTwinAndQuantizationBound) {
+  if (!available(Simd::Avx512)) GTEST_SKIP() << "no AVX-512";
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (int64_t rows : {1, 6, 33, 130}) {
+      for (int64_t cols : {32, 64, 96, 160, 1024}) {
+        TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 7 + cols));
+        for (int64_t n : kTokens) {
+          auto x = rand_x(n * cols, unsigned(3 * n + cols));
+          std::vector<float> ref(size_t(n * rows)), twin(size_t(n * rows)), y(size_t(n * rows));
+          linear_ref(tw.w, x.data(), n, ref.data());
+          linear_ref_q8(tw.w, x.data(), n, twin.data());
+          linear(tw.w, x.data(), n, y.data(), &pool, LinearOptions{Simd::Avx512, true});
+          // Bound of the activation quantization: Σ_c |w_c| · d_x(block of c) / 2.
+          std::vector<float> wrow(static_cast<size_t>(cols)), xd(static_cast<size_t>(cols / 32));
+          std::vector<int8_t> xq(static_cast<size_t>(cols));
+          for (int64_t tok = 0; tok < n; ++tok) {
+            quantize_activations_q8(x.data() + tok * cols, cols, xq.data(), xd.data());
+            for (int64_t r = 0; r < rows; ++r) {
+              dequantize_rows(tw.w, r, r + 1, wrow.data());
+              double bound = 0, mag = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                bound += std::fabs(wrow[size_t(c)]) * xd[size_t(c / 32)] * 0.5;
+                mag += std::fabs(wrow[size_t(c)] * x[size_t(tok * cols + c)]);
+              }
+              const size_t i = size_t(tok * rows + r);
+              ASSERT_NEAR(y[i], twin[i], 1e-5 * (mag + bound) + 1e-30) << dtype_name(t) << " " << rows << "x" << cols;
+              ASSERT_NEAR(y[i], ref[i], bound * 1.001 + 1e-5 * mag) << dtype_name(t) << " " << rows << "x" << cols;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, BatchAndThreadInvariance) {
+  ThreadPool pool2(2), pool1(1);
+  const int64_t n = 17;
+  for (DType t : kAll) {
+    const int64_t rows = 203, cols = dtype_block(t) == 256 ? 512 : 320;  // > 64 KiB in F32: both threads work
+    TestWeight tw = make_weight(t, rows, cols, 99);
+    auto x = rand_x(n * cols, 5);
+    for (Simd s : kPaths) {
+      if (!available(s)) continue;
+      for (bool q : {false, true}) {
+        LinearOptions opt{s, q};
+        std::vector<float> batch(static_cast<size_t>(n * rows)), one(static_cast<size_t>(rows));
+        linear(tw.w, x.data(), n, batch.data(), &pool2, opt);
+        for (int64_t tok : {int64_t(0), int64_t(5), n - 1}) {
+          for (ThreadPool* p : {&pool1, &pool2, static_cast<ThreadPool*>(nullptr)}) {
+            linear(tw.w, x.data() + tok * cols, 1, one.data(), p, opt);
+            ASSERT_EQ(0, std::memcmp(one.data(), batch.data() + tok * rows, size_t(rows) * 4))
+                << dtype_name(t) << " simd " << int(s) << " quant " << q << " token " << tok;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, F8SliceRowsKeepsBlockScales) {
+  TestWeight tw = make_weight(DType::F8_E4M3, 300, 200, 4);
+  auto x = rand_x(200, 8);
+  std::vector<float> all(300), part(300 - 128);
+  linear(tw.w, x.data(), 1, all.data(), nullptr);
+  linear(tw.w.slice_rows(128, 300 - 128), x.data(), 1, part.data(), nullptr);
+  for (int64_t r = 0; r < 300 - 128; ++r) EXPECT_EQ(part[size_t(r)], all[size_t(r + 128)]);
+}

@@ -1,0 +1,174 @@
+// Multi-head latent attention (MLA) with the compressed KV cache: per token and layer the cache holds
+// c_kv = kv_a_layernorm(c_kv) [kv_lora_rank] and the roped shared key k_pe [qk_rope_head_dim].
+// Two equivalent ways to attend: "naive" expands K/V per head with kv_b_proj (cheap for prefill), "absorb" folds
+// W_UK into q and W_UV into the output so scores are taken in latent space (cheap for decode).
+// Reference: DeepSeek-V3 inference/model.py, class MLA (attn_impl "naive" / "absorb"); RoPE on adjacent pairs.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "model/deepseek_model.h"
+
+namespace dm {
+
+void DeepseekModel::rope_cos_sin(int64_t pos, float* cos, float* sin) const {
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    const float angle = float(pos) * inv_freq[i];  // fp32 outer product, as torch.outer(t, freqs)
+    cos[i] = float(std::cos(double(angle))) * rope_mscale;
+    sin[i] = float(std::sin(double(angle))) * rope_mscale;
+  }
+}
+
+bool DeepseekModel::use_absorb(const SeqRows& s) const {
+  if (mla_impl != MlaImpl::Auto) return mla_impl == MlaImpl::Absorb;
+  // Multiply-adds of each way: expanding K/V costs n_ctx·E; absorbing costs n_new·E, and attention over the
+  // latent is wider (kv_lora_rank + rope + kv_lora_rank per position against qk_head_dim + v_head_dim).
+  const double H = double(c.num_attention_heads), n_ctx = double(s.n_past + s.n_new), n_new = double(s.n_new);
+  const double E = H * double(c.qk_nope_head_dim + c.v_head_dim) * double(c.kv_lora_rank);
+  const double naive = n_ctx * E + n_new * n_ctx * H * double(c.qk_head_dim() + c.v_head_dim);
+  const double absorb = n_new * E + n_new * n_ctx * H * double(c.kv_width() + c.kv_lora_rank);
+  return absorb < naive;
+}
+
+void DeepseekModel::attention(int il, std::span<const SeqRows> seqs, const float* x, int64_t T, float* out,
+                              KvCache& kv, ThreadPool* pool) {
+  const MlaWeights& a = layers[size_t(il)].attn;
+  const int64_t H = c.num_attention_heads, qk = c.qk_head_dim(), nope = c.qk_nope_head_dim;
+  const int64_t rope = c.qk_rope_head_dim, lora = c.kv_lora_rank, kvw = c.kv_width();
+  const float eps = float(c.rms_norm_eps);
+
+  // q: [T, H, qk_nope | qk_rope]
+  std::vector<float> q(static_cast<size_t>(T * H * qk));
+  if (c.q_lora_rank) {
+    std::vector<float> qa(static_cast<size_t>(T * c.q_lora_rank));  // [T, q_lora_rank]
+    linear(a.q_a_proj, x, T, qa.data(), pool);
+    for (int64_t t = 0; t < T; ++t) {
+      float* r = &qa[size_t(t * c.q_lora_rank)];
+      rms_norm(r, a.q_a_layernorm.data(), c.q_lora_rank, eps, r);
+    }
+    linear(a.q_b_proj, qa.data(), T, q.data(), pool);
+  } else {
+    linear(a.q_proj, x, T, q.data(), pool);
+  }
+  // kva: [T, kv_lora_rank | qk_rope] (c_kv before its norm, k_pe before RoPE)
+  std::vector<float> kva(static_cast<size_t>(T * kvw));
+  linear(a.kv_a_proj_with_mqa, x, T, kva.data(), pool);
+
+  std::vector<float> cos(static_cast<size_t>(rope / 2)), sin(size_t(rope / 2));
+  for (const SeqRows& s : seqs)
+    for (int64_t i = 0; i < s.n_new; ++i) {
+      const int64_t t = s.row0 + i, pos = s.n_past + i;
+      rope_cos_sin(pos, cos.data(), sin.data());
+      for (int64_t h = 0; h < H; ++h) rope_adjacent(&q[size_t((t * H + h) * qk + nope)], rope, cos.data(), sin.data());
+      float* slot = kv.slot(s.blocks[size_t(pos / kv.block_size())], il, int(pos % kv.block_size()));
+      const float* src = &kva[size_t(t * kvw)];
+      rms_norm(src, a.kv_a_layernorm.data(), lora, eps, slot);
+      std::memcpy(slot + lora, src + lora, size_t(rope) * sizeof(float));
+      rope_adjacent(slot + lora, rope, cos.data(), sin.data());
+    }
+
+  // o: [T, H * v_head_dim], per sequence (batch invariance: a sequence only sees its own cache).
+  std::vector<float> o(static_cast<size_t>(T * H * c.v_head_dim));
+  for (const SeqRows& s : seqs) {
+    if (s.n_new == 0) continue;
+    const float* qs = &q[size_t(s.row0 * H * qk)];
+    float* os = &o[size_t(s.row0 * H * c.v_head_dim)];
+    if (use_absorb(s))
+      attend_absorb(s, il, qs, kv, os, pool);
+    else
+      attend_naive(s, il, qs, kv, os, pool);
+  }
+  linear(a.o_proj, o.data(), T, out, pool);
+}
+
+namespace {
+
+// Pointers to the cache slots of positions [0, n) of one sequence in one layer.
+std::vector<const float*> context_slots(KvCache& kv, const SeqRows& s, int il, int64_t n) {
+  std::vector<const float*> p(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j)
+    p[size_t(j)] = kv.slot(s.blocks[size_t(j / kv.block_size())], il, int(j % kv.block_size()));
+  return p;
+}
+
+}  // namespace
+
+// q: [n_new, H, qk] of this sequence; o: [n_new, H * v_head_dim].
+void DeepseekModel::attend_naive(const SeqRows& s, int il, const float* q, KvCache& kv, float* o, ThreadPool* pool) {
+  const MlaWeights& a = layers[size_t(il)].attn;
+  const int64_t H = c.num_attention_heads, qk = c.qk_head_dim(), nope = c.qk_nope_head_dim;
+  const int64_t rope = c.qk_rope_head_dim, lora = c.kv_lora_rank, vd = c.v_head_dim, kvb_w = nope + vd;
+  const int64_t n_ctx = s.n_past + s.n_new;
+  const float scale = float(c.softmax_scale());
+  const auto ctx = context_slots(kv, s, il, n_ctx);
+
+  // ckv: [n_ctx, kv_lora_rank] -> kvb: [n_ctx, H, k_nope | v]
+  std::vector<float> ckv(static_cast<size_t>(n_ctx * lora)), kvb(size_t(n_ctx * H * kvb_w));
+  for (int64_t j = 0; j < n_ctx; ++j) std::memcpy(&ckv[size_t(j * lora)], ctx[size_t(j)], size_t(lora) * sizeof(float));
+  linear(a.kv_b_proj, ckv.data(), n_ctx, kvb.data(), pool);
+
+  parallel_items(pool, s.n_new * H, [&](int64_t b, int64_t e) {
+    std::vector<float> scores(static_cast<size_t>(n_ctx));
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t i = item / H, h = item % H, p = s.n_past + i;
+      const float* qh = q + (i * H + h) * qk;
+      for (int64_t j = 0; j <= p; ++j) {
+        const float* kh = &kvb[size_t((j * H + h) * kvb_w)];
+        scores[size_t(j)] = (dot(qh, kh, nope) + dot(qh + nope, ctx[size_t(j)] + lora, rope)) * scale;
+      }
+      softmax(scores.data(), p + 1);
+      float* oh = o + (i * H + h) * vd;
+      std::memset(oh, 0, size_t(vd) * sizeof(float));
+      for (int64_t j = 0; j <= p; ++j) axpy(scores[size_t(j)], &kvb[size_t((j * H + h) * kvb_w + nope)], vd, oh);
+    }
+  });
+}
+
+void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCache& kv, float* o, ThreadPool* pool) {
+  const Weight& wkv_b = layers[size_t(il)].attn.kv_b_proj;  // [H * (nope + v), kv_lora_rank]
+  const int64_t H = c.num_attention_heads, qk = c.qk_head_dim(), nope = c.qk_nope_head_dim;
+  const int64_t rope = c.qk_rope_head_dim, lora = c.kv_lora_rank, vd = c.v_head_dim, kvb_w = nope + vd;
+  const int64_t n_ctx = s.n_past + s.n_new, n = s.n_new;
+  const float scale = float(c.softmax_scale());
+  const auto ctx = context_slots(kv, s, il, n_ctx);
+
+  // q_lat[i, h, :] = Σ_d q_nope[i, h, d] · W_UK[h, d, :]   ([n, H, kv_lora_rank]); each W row dequantized once.
+  std::vector<float> q_lat(static_cast<size_t>(n * H * lora)), o_lat(size_t(n * H * lora));
+  parallel_items(pool, H, [&](int64_t h0, int64_t h1) {
+    std::vector<float> row(static_cast<size_t>(lora));
+    for (int64_t h = h0; h < h1; ++h)
+      for (int64_t d = 0; d < nope; ++d) {
+        dequantize_rows(wkv_b, h * kvb_w + d, h * kvb_w + d + 1, row.data());
+        for (int64_t i = 0; i < n; ++i) axpy(q[(i * H + h) * qk + d], row.data(), lora, &q_lat[size_t((i * H + h) * lora)]);
+      }
+  });
+
+  // Scores against the latent cache; o_lat[i, h, :] = Σ_j p_j · c_kv[j].
+  parallel_items(pool, n * H, [&](int64_t b, int64_t e) {
+    std::vector<float> scores(static_cast<size_t>(n_ctx));
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t i = item / H, h = item % H, p = s.n_past + i;
+      const float* ql = &q_lat[size_t(item * lora)];
+      const float* qpe = q + (i * H + h) * qk + nope;
+      for (int64_t j = 0; j <= p; ++j)
+        scores[size_t(j)] = (dot(ql, ctx[size_t(j)], lora) + dot(qpe, ctx[size_t(j)] + lora, rope)) * scale;
+      softmax(scores.data(), p + 1);
+      float* ol = &o_lat[size_t(item * lora)];
+      for (int64_t j = 0; j <= p; ++j) axpy(scores[size_t(j)], ctx[size_t(j)], lora, ol);
+    }
+  });
+
+  // o[i, h, d] = o_lat[i, h, :] · W_UV[h, d, :]
+  parallel_items(pool, H, [&](int64_t h0, int64_t h1) {
+    std::vector<float> row(static_cast<size_t>(lora));
+    for (int64_t h = h0; h < h1; ++h)
+      for (int64_t d = 0; d < vd; ++d) {
+        dequantize_rows(wkv_b, h * kvb_w + nope + d, h * kvb_w + nope + d + 1, row.data());
+        for (int64_t i = 0; i < n; ++i) o[(i * H + h) * vd + d] = dot(&o_lat[size_t((i * H + h) * lora)], row.data(), lora);
+      }
+  });
+}
+
+}  // namespace dm

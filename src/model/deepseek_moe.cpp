@@ -1,0 +1,137 @@
+// DeepSeekMoE FFN: router (softmax or sigmoid scores in fp32; selection by score + e_score_correction_bias with
+// noaux_tc; groups scored by top-2 sum (noaux_tc) or max (group_limited_greedy)), routed SwiGLU experts weighted by
+// the unbiased scores (optionally renormalised, times routed_scaling_factor), plus the shared experts.
+// Reference: DeepSeek-V3 inference/model.py, classes Gate and MoE; ../shared/DESIGN.md "MoE FFN".
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "model/deepseek_model.h"
+
+namespace dm {
+
+void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out, ThreadPool* pool) {
+  const int64_t width = m.gate_proj.rows;
+  std::vector<float> g(static_cast<size_t>(T * width)), u(size_t(T * width));  // [T, width]
+  linear(m.gate_proj, x, T, g.data(), pool);
+  linear(m.up_proj, x, T, u.data(), pool);
+  silu_mul(g.data(), u.data(), T * width, g.data());
+  linear(m.down_proj, g.data(), T, out, pool);
+}
+
+namespace {
+
+// Indices of the k largest values of v[0..n), best first; ties go to the lower index.
+void top_k(const float* v, int64_t n, int64_t k, int32_t* out) {
+  std::vector<int32_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
+  std::copy(order.begin(), order.begin() + k, out);
+}
+
+}  // namespace
+
+// logits: [n_routed_experts] gate outputs of one token -> idx, w: [num_experts_per_tok].
+void DeepseekModel::route(const MoeWeights& m, const float* logits, int32_t* idx, float* w) const {
+  const int64_t n = c.n_routed_experts, k = c.num_experts_per_tok;
+  std::vector<float> s(logits, logits + n);  // scores, what the weights are taken from
+  if (c.scoring_func == ScoringFunc::Softmax)
+    softmax(s.data(), n);
+  else
+    for (float& v : s) v = 1.0f / (1.0f + std::exp(-v));
+  std::vector<float> b = s;  // selection scores
+  if (!m.e_score_correction_bias.empty())
+    for (int64_t e = 0; e < n; ++e) b[size_t(e)] += m.e_score_correction_bias[size_t(e)];
+
+  if (c.topk_method != TopkMethod::Greedy && c.n_group > 1) {
+    const int64_t per = n / c.n_group;
+    std::vector<float> gs(static_cast<size_t>(c.n_group));
+    for (int64_t g = 0; g < c.n_group; ++g) {
+      const float* bg = &b[size_t(g * per)];
+      if (c.topk_method == TopkMethod::NoauxTc) {
+        int32_t t2[2];
+        top_k(bg, per, 2, t2);
+        gs[size_t(g)] = bg[t2[0]] + bg[t2[1]];
+      } else {
+        gs[size_t(g)] = *std::max_element(bg, bg + per);
+      }
+    }
+    std::vector<int32_t> keep(static_cast<size_t>(c.topk_group));
+    top_k(gs.data(), c.n_group, c.topk_group, keep.data());
+    std::vector<bool> kept(static_cast<size_t>(c.n_group), false);
+    for (int32_t g : keep) kept[size_t(g)] = true;
+    for (int64_t e = 0; e < n; ++e)
+      if (!kept[size_t(e / per)]) b[size_t(e)] = -std::numeric_limits<float>::infinity();
+  }
+  top_k(b.data(), n, k, idx);
+  float sum = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    w[j] = s[size_t(idx[j])];
+    sum += w[j];
+  }
+  for (int64_t j = 0; j < k; ++j) {
+    if (c.norm_topk_prob) w[j] /= sum;
+    w[j] *= float(c.routed_scaling_factor);
+  }
+}
+
+// x: [T, hidden] -> out: [T, hidden]. Tokens routed to an expert are gathered and run through it in one batch;
+// each token then sums its experts in ascending expert order (as the reference's loop over experts does), so a
+// token's result does not depend on which other tokens share the batch.
+void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPool* pool, ForwardTrace* trace) {
+  const MoeWeights& m = layers[size_t(il)].moe;
+  const int64_t D = c.hidden_size, n = c.n_routed_experts, k = c.num_experts_per_tok;
+
+  std::vector<float> gate_logits(static_cast<size_t>(T * n));  // [T, n_routed_experts], fp32
+  linear(m.gate, x, T, gate_logits.data(), pool);
+  std::vector<int32_t> idx(static_cast<size_t>(T * k));  // [T, k]
+  std::vector<float> w(static_cast<size_t>(T * k));      // [T, k]
+  for (int64_t t = 0; t < T; ++t) route(m, &gate_logits[size_t(t * n)], &idx[size_t(t * k)], &w[size_t(t * k)]);
+  if (trace) {
+    auto& te = trace->experts[size_t(il)];
+    auto& tw = trace->weights[size_t(il)];
+    for (int64_t t = 0; t < T; ++t) {
+      te.emplace_back(&idx[size_t(t * k)], &idx[size_t(t * k + k)]);
+      tw.emplace_back(&w[size_t(t * k)], &w[size_t(t * k + k)]);
+    }
+  }
+
+  // rows_of[e]: the (token, slot) entries t*k + j routed to expert e, in token order.
+  std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(n));
+  for (int64_t r = 0; r < T * k; ++r) rows_of[size_t(idx[size_t(r)])].push_back(r);
+  std::vector<float> expert_out(static_cast<size_t>(T * k * D));  // [T, k, hidden]: expert output of each slot, unweighted
+  std::vector<float> xe(static_cast<size_t>(T * D)), ye(size_t(T * D));
+  for (int64_t e = 0; e < n; ++e) {
+    const auto& rows = rows_of[size_t(e)];
+    if (rows.empty()) continue;
+    const int64_t ne = int64_t(rows.size());
+    for (int64_t r = 0; r < ne; ++r)
+      std::memcpy(&xe[size_t(r * D)], x + (rows[size_t(r)] / k) * D, size_t(D) * sizeof(float));
+    mlp_forward(m.experts[size_t(e)], xe.data(), ne, ye.data(), pool);
+    for (int64_t r = 0; r < ne; ++r)
+      std::memcpy(&expert_out[size_t(rows[size_t(r)] * D)], &ye[size_t(r * D)], size_t(D) * sizeof(float));
+  }
+
+  if (m.has_shared)
+    mlp_forward(m.shared_experts, x, T, out, pool);
+  else
+    std::memset(out, 0, size_t(T * D) * sizeof(float));
+  std::vector<float> acc(static_cast<size_t>(D));
+  std::vector<int64_t> order(static_cast<size_t>(k));
+  for (int64_t t = 0; t < T; ++t) {
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[size_t(t * k + a)] < idx[size_t(t * k + b)]; });
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t j : order) axpy(w[size_t(t * k + j)], &expert_out[size_t((t * k + j) * D)], D, acc.data());
+    float* o = out + t * D;
+    for (int64_t d = 0; d < D; ++d) o[d] = acc[size_t(d)] + o[d];
+  }
+}
+
+}  // namespace dm

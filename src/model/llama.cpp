@@ -1,0 +1,249 @@
+// Forward pass of the Llama-style decoder (Qwen2, Llama 3, Qwen3, Qwen3-MoE):
+// h = embed(tokens); per layer h += o_proj(attn(rope(q), rope(k), v)) on rms_norm(h), then h += ffn(rms_norm(h));
+// logits = lm_head(rms_norm(h)). Grouped-query attention: query head i reads KV head i / (heads / kv_heads).
+// Rope: transformers' default inverse frequencies theta^(-2i/d), optionally rescaled by llama3's rule
+// (_compute_llama3_parameters), applied with rotate_half (or adjacent pairs for permuted GGUF rows).
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "model/llama.h"
+#include "model/llama_internal.h"
+
+namespace dm {
+
+namespace {
+
+// inv_freq[i] for i < head_dim/2, in float32 as transformers computes it.
+std::vector<float> rope_inv_freq(const DenseConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  std::vector<float> f(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    float e = float(2 * i) / float(c.head_dim);
+    f[size_t(i)] = 1.0f / float(std::pow(c.rope_theta, double(e)));
+    if (!c.rope_freq_factors.empty()) f[size_t(i)] /= float(c.rope_freq_factors[size_t(i)]);
+  }
+  if (!c.rope_llama3) return f;
+  const auto& s = c.llama3;
+  const float factor = float(s.factor), lo = float(s.low_freq_factor), hi = float(s.high_freq_factor);
+  const float old_len = float(s.original_max_position_embeddings);
+  const float low_freq_wavelen = old_len / lo, high_freq_wavelen = old_len / hi;
+  for (auto& inv : f) {
+    const float wavelen = float(2 * M_PI) / inv;
+    if (wavelen < high_freq_wavelen) continue;  // high frequencies: unchanged
+    if (wavelen > low_freq_wavelen) {           // low frequencies: divided by factor
+      inv = inv / factor;
+      continue;
+    }
+    const float smooth = (old_len / wavelen - lo) / (hi - lo);  // medium: interpolate
+    inv = (1 - smooth) * inv / factor + smooth * inv;
+  }
+  return f;
+}
+
+std::string describe_dtypes(const DenseWeights& w) {
+  std::string out;
+  for (const auto& [role, counts] : w.dtypes) {
+    std::string ds;
+    for (const auto& [d, n] : counts) ds += (ds.empty() ? "" : "+") + d;
+    out += (out.empty() ? "" : ", ") + role + ds;
+  }
+  return out;
+}
+
+class LlamaModel : public Model {
+ public:
+  LlamaModel(DenseConfig c, std::shared_ptr<const WeightStore> store)
+      : c_(std::move(c)), store_(std::move(store)), w_(bind_dense_weights(c_, *store_)), inv_freq_(rope_inv_freq(c_)) {
+    info_.architecture = c_.architecture;
+    info_.model_type = c_.model_type;
+    info_.vocab_size = c_.vocab_size;
+    info_.hidden_size = c_.hidden_size;
+    info_.n_layers = c_.num_hidden_layers;
+    info_.kv_width = c_.kv_width();
+    info_.max_context = c_.max_position_embeddings;
+    info_.n_params = w_.n_params;
+    const double active = c_.num_experts ? double(c_.num_experts_per_tok) / double(c_.num_experts) : 1.0;
+    info_.n_active_params = w_.n_params - w_.n_expert_params + int64_t(double(w_.n_expert_params) * active);
+    info_.weight_bytes = w_.weight_bytes;
+    // Decoding reads one embedding row, every dense weight, and k of the experts of each routed layer.
+    int64_t per_token = w_.weight_bytes - w_.expert_bytes + int64_t(double(w_.expert_bytes) * active);
+    if (!c_.tie_word_embeddings) per_token -= w_.embed_bytes;
+    info_.weight_bytes_per_token = per_token;
+    info_.eos_token_ids = c_.eos_token_ids;
+    info_.bos_token_id = c_.bos_token_id;
+    info_.dtype_summary = describe_dtypes(w_);
+  }
+
+  const ModelInfo& info() const override { return info_; }
+  void forward(std::span<const SeqInput> batch, KvCache& kv, float* logits, ThreadPool* pool,
+               ForwardTrace* trace) override;
+
+ private:
+  struct Token {
+    int32_t seq;
+    int64_t pos;
+  };
+  void check_batch(std::span<const SeqInput> batch, const KvCache& kv) const;
+  void attention(int layer, std::span<const SeqInput> batch, const std::vector<Token>& toks, const float* xn,
+                 KvCache& kv, float* out, ThreadPool* pool) const;
+
+  DenseConfig c_;
+  std::shared_ptr<const WeightStore> store_;  // keeps the mapped weights alive
+  DenseWeights w_;
+  std::vector<float> inv_freq_;  // [head_dim / 2]
+  ModelInfo info_;
+};
+
+void LlamaModel::check_batch(std::span<const SeqInput> batch, const KvCache& kv) const {
+  if (kv.n_layers() != c_.num_hidden_layers || kv.width() != c_.kv_width())
+    fail("KV cache has ", kv.n_layers(), " layers of width ", kv.width(), "; ", c_.architecture, " needs ",
+         c_.num_hidden_layers, " of width ", c_.kv_width());
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SeqInput& in = batch[s];
+    if (in.tokens.empty()) fail("sequence ", s, " of the batch has no new tokens");
+    if (in.n_past < 0) fail("sequence ", s, ": n_past is negative");
+    for (int32_t t : in.tokens)
+      if (t < 0 || t >= c_.vocab_size) fail("sequence ", s, ": token id ", t, " outside the vocabulary [0, ", c_.vocab_size, ")");
+    const int64_t end = in.n_past + int64_t(in.tokens.size());
+    const int64_t need = (end + kv.block_size() - 1) / kv.block_size();
+    if (int64_t(in.blocks.size()) < need)
+      fail("sequence ", s, ": block table has ", in.blocks.size(), " blocks, ", need, " needed for ", end, " positions");
+    for (int64_t b = 0; b < need; ++b)
+      if (in.blocks[size_t(b)] < 0 || in.blocks[size_t(b)] >= kv.n_blocks())
+        fail("sequence ", s, ": block id ", in.blocks[size_t(b)], " outside the cache [0, ", kv.n_blocks(), ")");
+  }
+}
+
+// Grouped-query attention for every new token: q/k/v projections, q/k norms (qwen3), rope, K/V into the cache,
+// then causal softmax(q·kᵀ / sqrt(head_dim)) · v over the sequence's cached positions. out: [n, hidden].
+void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std::vector<Token>& toks,
+                           const float* xn, KvCache& kv, float* out, ThreadPool* pool) const {
+  const DecoderLayer& L = w_.layers[size_t(layer)];
+  const int64_t n = int64_t(toks.size()), D = c_.head_dim, H = c_.num_attention_heads, KV = c_.num_key_value_heads;
+  const int64_t half = D / 2, group = H / KV;
+  std::vector<float> q(size_t(n * H * D)), k(size_t(n * KV * D)), v(size_t(n * KV * D));  // [n, heads * D]
+  L.q_proj.apply(xn, n, q.data(), pool);
+  L.k_proj.apply(xn, n, k.data(), pool);
+  L.v_proj.apply(xn, n, v.data(), pool);
+
+  const float eps = float(c_.rms_norm_eps);
+  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = inv_freq_[size_t(i)] * float(toks[size_t(t)].pos);
+      cs[size_t(i)] = std::cos(angle);
+      sn[size_t(i)] = std::sin(angle);
+    }
+    auto rope = c_.rope_adjacent ? rope_adjacent : rope_halves;
+    for (int64_t h = 0; h < H; ++h) {
+      float* qh = q.data() + (t * H + h) * D;
+      if (c_.qk_norm) rms_norm(qh, L.q_norm.data(), D, eps, qh);
+      rope(qh, D, cs.data(), sn.data());
+    }
+    for (int64_t h = 0; h < KV; ++h) {
+      float* kh = k.data() + (t * KV + h) * D;
+      if (c_.qk_norm) rms_norm(kh, L.k_norm.data(), D, eps, kh);
+      rope(kh, D, cs.data(), sn.data());
+    }
+    const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
+    const int64_t p = toks[size_t(t)].pos;
+    float* slot = kv.slot(in.blocks[size_t(p / kv.block_size())], layer, int(p % kv.block_size()));
+    std::copy_n(k.data() + t * KV * D, KV * D, slot);           // K [kv_heads, D]
+    std::copy_n(v.data() + t * KV * D, KV * D, slot + KV * D);  // V [kv_heads, D]
+  }
+
+  // One work item per (token, query head); each reads the cache of its own sequence only.
+  std::vector<float> attn(size_t(n * H * D));  // [n, heads * D]
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int bs = kv.block_size();
+  auto work = [&](int64_t i0, int64_t i1) {
+    std::vector<float> scores;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / H, h = i % H, g = h / group;
+      const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
+      const int64_t ctx = toks[size_t(t)].pos + 1;
+      const float* qh = q.data() + (t * H + h) * D;
+      scores.resize(size_t(ctx));
+      for (int64_t j = 0; j < ctx; ++j)
+        scores[size_t(j)] = dot(qh, kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D, D) * scale;
+      softmax(scores.data(), ctx);
+      float* o = attn.data() + (t * H + h) * D;
+      std::fill_n(o, D, 0.0f);
+      for (int64_t j = 0; j < ctx; ++j)
+        axpy(scores[size_t(j)], kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D, D, o);
+    }
+  };
+  if (pool && pool->size() > 1 && n * H > 1) {
+    pool->parallel_for(n * H, work);
+  } else {
+    work(0, n * H);
+  }
+  L.o_proj.apply(attn.data(), n, out, pool);
+}
+
+void LlamaModel::forward(std::span<const SeqInput> batch, KvCache& kv, float* logits, ThreadPool* pool,
+                         ForwardTrace* trace) {
+  check_batch(batch, kv);
+  const int64_t hd = c_.hidden_size;
+  std::vector<Token> toks;
+  std::vector<int64_t> logit_rows;  // token indices whose logits are wanted, in batch order
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SeqInput& in = batch[s];
+    for (size_t j = 0; j < in.tokens.size(); ++j) {
+      if (in.logits == Logits::All || (in.logits == Logits::Last && j + 1 == in.tokens.size()))
+        logit_rows.push_back(int64_t(toks.size()));
+      toks.push_back({int32_t(s), in.n_past + int64_t(j)});
+    }
+  }
+  const int64_t n = int64_t(toks.size());
+
+  std::vector<float> x(size_t(n * hd)), xn(size_t(n * hd)), y(size_t(n * hd));  // [n, hidden]
+  int64_t t = 0;
+  for (const SeqInput& in : batch)
+    for (int32_t tok : in.tokens) dequantize_rows(w_.embed_tokens, tok, tok + 1, x.data() + (t++) * hd);
+  if (trace) {
+    trace->hidden.assign(1, x);
+    trace->experts.assign(size_t(c_.num_hidden_layers), {});
+    trace->weights.assign(size_t(c_.num_hidden_layers), {});
+  }
+
+  const float eps = float(c_.rms_norm_eps);
+  for (int l = 0; l < c_.num_hidden_layers; ++l) {
+    const DecoderLayer& L = w_.layers[size_t(l)];
+    for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * hd, L.input_layernorm.data(), hd, eps, xn.data() + i * hd);
+    attention(l, batch, toks, xn.data(), kv, y.data(), pool);
+    for (int64_t i = 0; i < n * hd; ++i) x[size_t(i)] += y[size_t(i)];
+
+    for (int64_t i = 0; i < n; ++i)
+      rms_norm(x.data() + i * hd, L.post_attention_layernorm.data(), hd, eps, xn.data() + i * hd);
+    if (L.is_moe) {
+      L.moe.apply(xn.data(), n, y.data(), pool, trace ? &trace->experts[size_t(l)] : nullptr,
+                  trace ? &trace->weights[size_t(l)] : nullptr);
+    } else {
+      L.mlp.apply(xn.data(), n, y.data(), pool);
+    }
+    for (int64_t i = 0; i < n * hd; ++i) x[size_t(i)] += y[size_t(i)];
+    if (trace) trace->hidden.push_back(x);
+  }
+
+  if (logit_rows.empty()) return;
+  const int64_t m = int64_t(logit_rows.size());
+  std::vector<float> h(size_t(m * hd));  // [rows, hidden]
+  for (int64_t r = 0; r < m; ++r)
+    rms_norm(x.data() + logit_rows[size_t(r)] * hd, w_.norm.data(), hd, eps, h.data() + r * hd);
+  linear(w_.lm_head, h.data(), m, logits, pool);
+}
+
+}  // namespace
+
+bool is_llama_family(const std::string& model_type) { return is_dense_model_type(model_type); }
+
+std::unique_ptr<Model> load_llama(const JsonConfig& config, std::shared_ptr<const WeightStore> weights,
+                                  const LoadOptions& opts) {
+  if (!opts.quant.empty()) fail("--quant ", opts.quant, " is not supported for ", config.get_string("model_type"), " yet");
+  return std::make_unique<LlamaModel>(parse_dense_config(config), std::move(weights));
+}
+
+}  // namespace dm

@@ -1,0 +1,47 @@
+// PCRE2 (UTF + UCP + JIT) regex for pre-tokenizer patterns, iterated like the Oniguruma find_iter that
+// Hugging Face tokenizers uses: an empty match right after the previous match is skipped by one character.
+// note: \s and \S are rewritten to the Unicode White_Space set, because PCRE2's \s (Z + \h + \v) also matches
+// U+180E, which Oniguruma's does not.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct pcre2_real_code_8;
+struct pcre2_real_match_data_8;
+
+namespace dm {
+
+// Per-call mutable matching state (PCRE2 match data); one per encode call, never shared between threads.
+class RegexScratch {
+ public:
+  RegexScratch();
+  ~RegexScratch();
+  RegexScratch(const RegexScratch&) = delete;
+  RegexScratch& operator=(const RegexScratch&) = delete;
+  pcre2_real_match_data_8* data() { return data_; }
+
+ private:
+  pcre2_real_match_data_8* data_;
+};
+
+class Regex {
+ public:
+  // Throws dm::Error naming the pattern and PCRE2's message when it does not compile.
+  explicit Regex(std::string_view pattern);
+  const std::string& pattern() const { return pattern_; }
+  // Byte ranges [start, end) of the successive matches in text (valid UTF-8), appended to out.
+  void find_all(std::string_view text, RegexScratch& scratch, std::vector<std::pair<size_t, size_t>>& out) const;
+
+ private:
+  std::string pattern_;
+  std::shared_ptr<pcre2_real_code_8> code_;
+  bool jit_ = false;
+};
+
+// The pattern with \s / \S replaced by explicit White_Space classes (exposed for tests).
+std::string rewrite_white_space_classes(std::string_view pattern);
+
+}  // namespace dm
