@@ -285,3 +285,22 @@ TEST(Linear, LongRowsBlockedByColumnsStayExactAndInvariant) {
     }
   }
 }
+
+TEST(Linear, LongRowsInt8BlockedByPairs) {
+  if (!available(Simd::Avx512)) GTEST_SKIP() << "no AVX-512";
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const int64_t rows = 7, cols = 4128, n = 11;  // 129 blocks: an odd last pair beyond the first pair block
+    TestWeight tw = make_weight(t, rows, cols, 31);
+    auto x = rand_x(n * cols, 32);
+    std::vector<float> twin(size_t(n * rows)), y(size_t(n * rows)), one(static_cast<size_t>(rows));
+    linear_ref_q8(tw.w, x.data(), n, twin.data());
+    auto mag = abs_dots(tw.w, x, n);
+    linear(tw.w, x.data(), n, y.data(), &pool);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], twin[i], 1e-5 * mag[i]) << dtype_name(t);
+    for (int64_t tok : {int64_t(0), n - 1}) {
+      linear(tw.w, x.data() + tok * cols, 1, one.data(), nullptr);
+      ASSERT_EQ(0, std::memcmp(one.data(), y.data() + tok * rows, size_t(rows) * 4)) << dtype_name(t);
+    }
+  }
+}
