@@ -63,6 +63,15 @@ std::string normalize_args(std::string_view text) {
 
 }  // namespace
 
+nlohmann::ordered_json tool_call_json(const ToolCall& call) {
+  nlohmann::ordered_json j;
+  j["id"] = call.id;
+  j["type"] = "function";
+  j["function"]["name"] = call.name;
+  j["function"]["arguments"] = call.arguments;
+  return j;
+}
+
 void ParsedDelta::append(const ParsedDelta& d) {
   reasoning += d.reasoning;
   content += d.content;

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace dm::chat {
 
 enum class ToolCallFormat {
@@ -33,6 +35,9 @@ struct ToolCall {
   std::string name;
   std::string arguments;  // a JSON text (compact when the model's JSON parses, else as the model wrote it)
 };
+
+// {"id", "type": "function", "function": {"name", "arguments"}} as in OpenAI chat completions.
+nlohmann::ordered_json tool_call_json(const ToolCall& call);
 
 struct ParsedDelta {
   std::string reasoning;

@@ -138,6 +138,8 @@ TEST(OutputParser, DeepSeekR1ToolCalls) {
   EXPECT_EQ(r.tool_calls[0].arguments, "{\"city\":\"Paris\",\"unit\":\"celsius\"}");
   EXPECT_EQ(r.tool_calls[1].id, "call_1");
   EXPECT_EQ(r.tool_calls[1].arguments, "{\"city\":\"Rome\"}");
+  EXPECT_EQ(tool_call_json(r.tool_calls[1]).dump(),
+            R"({"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}})");
 }
 
 TEST(OutputParser, DeepSeekV31ToolCallsAfterContent) {
