@@ -32,11 +32,12 @@ struct Result {
   std::string out, err;
 };
 
-// Runs deepmoe with `args` (no shell), capturing stdout and stderr through files.
-Result deepmoe(const std::vector<std::string>& args) {
+// Runs deepmoe with `args` (no shell) and `input` on stdin, capturing stdout and stderr through files.
+Result deepmoe(const std::vector<std::string>& args, const std::string& input = "") {
   static int counter = 0;
   const fs::path tmp = fs::temp_directory_path() / ("dm_gen_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-  const std::string out = tmp.string() + ".out", err = tmp.string() + ".err";
+  const std::string out = tmp.string() + ".out", err = tmp.string() + ".err", in = tmp.string() + ".in";
+  std::ofstream(in) << input;
   std::vector<std::string> all = {DEEPMOE_BIN};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -44,7 +45,7 @@ Result deepmoe(const std::vector<std::string>& args) {
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid;
@@ -59,6 +60,7 @@ Result deepmoe(const std::vector<std::string>& args) {
   r.err = read_file(err);
   fs::remove(out);
   fs::remove(err);
+  fs::remove(in);
   return r;
 }
 
@@ -157,6 +159,19 @@ TEST_F(Cli, StopStringSplitAcrossTokens) {
   // Without the stop string the whole text comes out.
   r = deepmoe({"run", "-m", dir_, "--raw", "-p", prompt, "-n", "16", "--temperature", "0", "-t", "2", "--no-color", "-q"});
   EXPECT_EQ(r.out, full + "\n");
+}
+
+TEST_F(Cli, ChatKeepsHistoryReusesItsKvAndResets) {
+  Result r = deepmoe({"chat", "-m", dir_, "-n", "5", "--seed", "4", "-t", "2", "--stats", "--no-color"},
+                     "Hello there, this first message is long enough to fill a whole block of the cache\nAnd then?\n"
+                     "/reset\nAgain\n/exit\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("(history cleared)"), std::string::npos) << r.out;
+  std::vector<std::string> stats;
+  for (size_t at = 0; (at = r.err.find("prompt ", at)) != std::string::npos; at += 7) stats.push_back(r.err.substr(at, r.err.find('\n', at) - at));
+  ASSERT_EQ(stats.size(), 3u) << r.err;
+  EXPECT_EQ(stats[0].find("cached"), std::string::npos) << stats[0];
+  EXPECT_NE(stats[1].find("cached"), std::string::npos) << stats[1];  // the first turn's KV was reused
 }
 
 TEST_F(Cli, BenchJson) {
