@@ -204,10 +204,17 @@ std::string indent(std::string s, const Value& width, bool first, bool blank) {
   if (start < s.size()) lines.push_back(s.substr(start));
   std::string rv;
   if (blank) {
-    for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + ind : "") + lines[i];
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (i) rv.append("\n").append(ind);
+      rv.append(lines[i]);
+    }
   } else {
-    rv = lines.empty() ? "" : lines[0];
-    for (size_t i = 1; i < lines.size(); ++i) rv += "\n" + (lines[i].empty() ? "" : ind) + lines[i];
+    if (!lines.empty()) rv = lines[0];
+    for (size_t i = 1; i < lines.size(); ++i) {
+      rv.append("\n");
+      if (!lines[i].empty()) rv.append(ind);
+      rv.append(lines[i]);
+    }
   }
   return first ? ind + rv : rv;
 }

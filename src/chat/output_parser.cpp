@@ -63,6 +63,15 @@ std::string normalize_args(std::string_view text) {
 
 }  // namespace
 
+nlohmann::ordered_json tool_call_json(const ToolCall& call) {
+  nlohmann::ordered_json j;
+  j["id"] = call.id;
+  j["type"] = "function";
+  j["function"]["name"] = call.name;
+  j["function"]["arguments"] = call.arguments;
+  return j;
+}
+
 void ParsedDelta::append(const ParsedDelta& d) {
   reasoning += d.reasoning;
   content += d.content;
@@ -140,7 +149,47 @@ bool OutputParser::parse_deepseek_call(std::string_view body, ParsedDelta& out) 
   return true;
 }
 
+bool OutputParser::parse_xml_call(std::string_view body, ParsedDelta& out) {
+  body = trim(body);
+  constexpr std::string_view kFn = "<function=", kFnEnd = "</function>", kParam = "<parameter=", kParamEnd = "</parameter>";
+  if (body.substr(0, kFn.size()) != kFn) return false;
+  size_t close = body.find('>');
+  if (close == std::string_view::npos) return false;
+  ToolCall call;
+  call.name = std::string(trim(body.substr(kFn.size(), close - kFn.size())));
+  std::string_view rest = body.substr(close + 1);
+  size_t fn_end = rest.rfind(kFnEnd);
+  if (call.name.empty() || fn_end == std::string_view::npos || !trim(rest.substr(fn_end + kFnEnd.size())).empty())
+    return false;
+  rest = rest.substr(0, fn_end);
+  nlohmann::ordered_json args = nlohmann::ordered_json::object();
+  while (!trim(rest).empty()) {
+    rest = rest.substr(rest.find_first_not_of(" \t\r\n"));
+    if (rest.substr(0, kParam.size()) != kParam) return false;
+    size_t gt = rest.find('>'), end = rest.find(kParamEnd);
+    if (gt == std::string_view::npos || end == std::string_view::npos || end < gt) return false;
+    std::string name(trim(rest.substr(kParam.size(), gt - kParam.size())));
+    std::string_view value = rest.substr(gt + 1, end - gt - 1);
+    if (!value.empty() && value.front() == '\n') value.remove_prefix(1);  // the template writes ">\nVALUE\n<"
+    if (!value.empty() && value.back() == '\n') value.remove_suffix(1);
+    nlohmann::ordered_json v;
+    try {
+      v = nlohmann::ordered_json::parse(value);
+      if (v.is_string()) v = std::string(value);
+    } catch (const nlohmann::json::exception&) {
+      v = std::string(value);
+    }
+    args[name] = v;
+    rest = rest.substr(end + kParamEnd.size());
+  }
+  call.arguments = args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  call.id = next_id();
+  out.tool_calls.push_back(std::move(call));
+  return true;
+}
+
 bool OutputParser::parse_hermes_call(std::string_view body, ParsedDelta& out) {
+  if (cfg_.tool_calls == ToolCallFormat::QwenXml) return parse_xml_call(body, out);
   nlohmann::ordered_json j;
   try {
     j = nlohmann::ordered_json::parse(trim(body));
@@ -171,7 +220,8 @@ void OutputParser::process(ParsedDelta& out, bool at_end) {
           markers.push_back(kCallsBegin);
           markers.push_back(kCallBegin);
         }
-        if (cfg_.tool_calls == ToolCallFormat::Hermes) markers.push_back(kHermesBegin);
+        if (cfg_.tool_calls == ToolCallFormat::Hermes || cfg_.tool_calls == ToolCallFormat::QwenXml)
+          markers.push_back(kHermesBegin);
       }
       size_t at = std::string::npos;
       std::string_view found;
@@ -250,8 +300,8 @@ ParserConfig detect_parser_config(std::string_view source, std::string_view prom
                           p.substr(p.size() - c.reasoning_start.size()) == c.reasoning_start;
   if (source.find(kCallsBegin) != std::string_view::npos || source.find(kCallBegin) != std::string_view::npos)
     c.tool_calls = ToolCallFormat::DeepSeek;
-  else if (source.find(kHermesBegin) != std::string_view::npos && source.find("<function=") == std::string_view::npos)
-    c.tool_calls = ToolCallFormat::Hermes;
+  else if (source.find(kHermesBegin) != std::string_view::npos)
+    c.tool_calls = source.find("<function=") != std::string_view::npos ? ToolCallFormat::QwenXml : ToolCallFormat::Hermes;
   return c;
 }
 

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace dm::chat {
 
 enum class ToolCallFormat {
@@ -17,6 +19,8 @@ enum class ToolCallFormat {
              // or <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGS<｜tool▁call▁end｜> (V3.1), inside
              // <｜tool▁calls▁begin｜> ... <｜tool▁calls▁end｜>
   Hermes,    // <tool_call>\n{"name": NAME, "arguments": {...}}\n</tool_call> (Qwen2.5, Qwen3, QwQ)
+  QwenXml,   // <tool_call>\n<function=NAME>\n<parameter=P>\nVALUE\n</parameter>...</function>\n</tool_call>
+             // (Qwen3-Coder, Qwen3.5); a VALUE that parses as JSON other than a string is taken as JSON
 };
 
 struct ParserConfig {
@@ -33,6 +37,9 @@ struct ToolCall {
   std::string name;
   std::string arguments;  // a JSON text (compact when the model's JSON parses, else as the model wrote it)
 };
+
+// {"id", "type": "function", "function": {"name", "arguments"}} as in OpenAI chat completions.
+nlohmann::ordered_json tool_call_json(const ToolCall& call);
 
 struct ParsedDelta {
   std::string reasoning;
@@ -63,6 +70,7 @@ class OutputParser {
   void emit(ParsedDelta& out, std::string_view text, bool reasoning);
   bool parse_deepseek_call(std::string_view body, ParsedDelta& out);
   bool parse_hermes_call(std::string_view body, ParsedDelta& out);
+  bool parse_xml_call(std::string_view body, ParsedDelta& out);
   std::string next_id() { return cfg_.tool_call_id_prefix + std::to_string(n_calls_++); }
 };
 

@@ -138,6 +138,8 @@ TEST(OutputParser, DeepSeekR1ToolCalls) {
   EXPECT_EQ(r.tool_calls[0].arguments, "{\"city\":\"Paris\",\"unit\":\"celsius\"}");
   EXPECT_EQ(r.tool_calls[1].id, "call_1");
   EXPECT_EQ(r.tool_calls[1].arguments, "{\"city\":\"Rome\"}");
+  EXPECT_EQ(tool_call_json(r.tool_calls[1]).dump(),
+            R"({"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}})");
 }
 
 TEST(OutputParser, DeepSeekV31ToolCallsAfterContent) {
@@ -225,7 +227,22 @@ TEST(DetectParserConfig, FromFixtureTemplates) {
   EXPECT_EQ(c.tool_calls, ToolCallFormat::DeepSeek);
 
   ChatTemplate coder(read(fixture("templates/Qwen3-Coder.jinja")), {});
-  EXPECT_EQ(detect_parser_config(coder.source(false), "").tool_calls, ToolCallFormat::None);  // XML calls: not parsed
+  EXPECT_EQ(detect_parser_config(coder.source(false), "").tool_calls, ToolCallFormat::QwenXml);
+}
+
+TEST(OutputParser, QwenXmlToolCalls) {
+  std::string text =
+      "Checking.\n<tool_call>\n<function=search>\n<parameter=query>\nweather in\nParis\n</parameter>\n"
+      "<parameter=limit>\n3\n</parameter>\n<parameter=filters>\n{\"lang\": [\"en\"]}\n</parameter>\n</function>\n"
+      "</tool_call>";
+  auto r = parse_all_ways(config(false, false, ToolCallFormat::QwenXml), text);
+  EXPECT_EQ(r.content, "Checking.");
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].name, "search");
+  EXPECT_EQ(r.tool_calls[0].arguments, "{\"query\":\"weather in\\nParis\",\"limit\":3,\"filters\":{\"lang\":[\"en\"]}}");
+  auto bad = parse_all_ways(config(false, false, ToolCallFormat::QwenXml), "<tool_call>\n<function=f>\n</tool_call>");
+  EXPECT_TRUE(bad.tool_calls.empty());
+  EXPECT_EQ(bad.content, "<tool_call>\n<function=f>\n</tool_call>");
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "cli/gguf_tokenizer.h"
 #include "core/error.h"
+#include "server/gguf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dm::cli {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "cli/gguf_tokenizer.h"
 #include "core/error.h"
+#include "server/gguf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dm::cli {

@@ -13,6 +13,7 @@
 //   which its callback is never called again; its KV blocks are released before that final event.
 // - Either call start() (background thread) or drive step() yourself from one thread, not both.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

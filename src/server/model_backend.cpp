@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mapped_file.h"
+#include "model/gguf_model.h"
+#include "server/gguf_tokenizer.h"
 
 namespace dm {
 
@@ -173,7 +175,7 @@ LocalModel::LocalModel(const LocalModelOptions& opts, std::unique_ptr<Model> mod
     : id_(opts.id.empty() ? folder_name(opts.path) : opts.id),
       model_(model ? std::move(model) : load_model(opts.path, opts.load)),
       pool_(std::make_unique<ThreadPool>(opts.n_threads)),
-      tokenizer_(Tokenizer::from_dir(fs::is_directory(opts.path) ? opts.path : fs::path(opts.path).parent_path().string())) {
+      tokenizer_(load_tokenizer(opts.path)) {  // a directory, or a .gguf (its vocabulary, else the folder's)
   EngineConfig ec = opts.engine;
   GenerationConfig gen;
   if (fs::is_directory(opts.path)) {
@@ -184,6 +186,8 @@ LocalModel::LocalModel(const LocalModelOptions& opts, std::unique_ptr<Model> mod
       has_template = tc.is_object() && tc.contains("chat_template");
     }
     if (has_template) template_.emplace(chat::ChatTemplate::from_model_dir(opts.path));
+  } else if (is_gguf_path(opts.path)) {
+    if (auto t = gguf_chat_template(opts.path)) template_.emplace(std::move(*t));
   }
   default_sampling_ = default_sampling(gen);
   for (int32_t e : gen.eos_token_ids) ec.eos_token_ids.push_back(e);

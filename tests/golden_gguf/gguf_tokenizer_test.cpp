@@ -8,10 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/gguf_tokenizer.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "model/gguf_convert.h"
+#include "server/gguf_tokenizer.h"
 
 namespace dm {
 namespace {
@@ -112,6 +112,16 @@ TEST(GgufTokenizer, ConvertedTokenizerMatchesTokenizerJson) {
     EXPECT_EQ(tok.encode(s, true), ref.encode(s, true));
   }
   check_vectors(tok, "deepseek-r1-qwen");
+  // The chat template travels too, with the special tokens it refers to.
+  auto tmpl = gguf_chat_template(out);
+  ASSERT_TRUE(tmpl.has_value());
+  auto req = chat::ChatRequest::from_json(nlohmann::ordered_json::parse(
+      R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sky blue?"},
+          {"role": "assistant", "content": "Rayleigh scattering."}, {"role": "user", "content": "And sunsets?"}],
+          "add_generation_prompt": true})"));
+  std::string want = chat::ChatTemplate::from_model_dir(dir).render(req);
+  EXPECT_EQ(tmpl->render(req), want);
+  EXPECT_NE(want.find("<｜begin▁of▁sentence｜>"), std::string::npos);
 }
 
 TEST(GgufTokenizer, ErrorsNameFileAndKey) {
@@ -133,6 +143,7 @@ TEST(GgufTokenizer, ErrorsNameFileAndKey) {
   bad.set("tokenizer.ggml.bos_token_id", GgufValue::u32(7));
   bad.write(path);
   EXPECT_THROW(load_tokenizer(path), Error);
+  EXPECT_FALSE(gguf_chat_template(kData + "/golden-gguf/qwen2_tiny/model-f32.gguf").has_value());
 }
 
 }  // namespace
