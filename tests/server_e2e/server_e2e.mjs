@@ -437,6 +437,61 @@ test('metrics and web page', async () => {
   assert.match(await page.text(), /<title>deepmoe<\/title>/);
 });
 
+test('over capacity: 429 with Retry-After, then served again', async () => {
+  const small = await L.startServer(deepmoe, ['-m', path.join(work, DS), '--max-concurrency', '1', '--max-queue', '0',
+    '--ctx-size', '256', '-t', '1']);
+  try {
+    const body = JSON.stringify({ messages: hi, max_tokens: 200, stream: true });
+    const ac = new AbortController();
+    const first = await fetch(`${small.base}/v1/chat/completions`, { method: 'POST', body, signal: ac.signal,
+      headers: { 'Content-Type': 'application/json' } });
+    assert.equal(first.status, 200);
+    await first.body.getReader().read();
+    const c = new OpenAI({ apiKey: 'none', baseURL: `${small.base}/v1`, maxRetries: 0 });
+    await assert.rejects(c.chat.completions.create({ messages: hi, max_tokens: 1, model: DS }),
+      (e) => e instanceof APIError && e.status === 429 && e.headers['retry-after'] === '1');
+    ac.abort();
+    await L.waitIdle(small.base);
+    const ok = await c.chat.completions.create({ messages: hi, max_tokens: 1, model: DS });
+    assert.equal(ok.usage.completion_tokens, 1);
+  } finally {
+    small.proc.kill('SIGTERM');
+    assert.equal(await small.exited, 0);
+  }
+});
+
+// The chat page at / in headless Chromium (Debian chromium + npm playwright-core): type, send, see a streamed
+// reply with its reasoning shown apart. Skipped when either is missing (not installed by scripts/setup.sh yet).
+const chromium = '/usr/bin/chromium';
+let playwright = null;
+try { playwright = require('playwright-core'); } catch { /* optional */ }
+test('web page in headless Chromium', { skip: !playwright || !(await import('node:fs')).existsSync(chromium) ?
+  'needs /usr/bin/chromium and playwright-core in tests/peer/node_modules' : false }, async () => {
+  const web = await L.startServer(deepmoe, ['-m', path.join(work, 'qwen3-tiny') + ':' + QW, '--ctx-size', '256', '-t', '1']);
+  let browser = null;
+  try {
+    browser = await playwright.chromium.launch({ executablePath: chromium, args: ['--headless', '--no-sandbox',
+      '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'] });
+    const page = await browser.newPage();
+    await page.goto(web.base + '/');
+    await page.waitForSelector(`#model option[value="${QW}"]`, { state: 'attached' });
+    await page.fill('#q', 'Hello there');
+    await page.press('#q', 'Enter');
+    await page.waitForSelector('.assistant .stats', { timeout: 20000 });
+    assert.equal(await page.textContent('.user'), 'Hello there');
+    const stats = await page.textContent('.assistant .stats');
+    assert.match(stats, /^\d+ tokens, /);
+    assert.ok(Number(stats.split(' ')[0]) > 0, stats);
+    // the zero-logit model writes token 0 ("!") every step while reasoning: shown in the reasoning box
+    assert.ok((await page.textContent('.assistant .reasoning')).length > 0);
+  } finally {
+    if (browser) await browser.close();
+    web.proc.kill('SIGTERM');
+    await web.exited;
+  }
+});
+
 test('SIGTERM while a stream runs: exit code 0', async () => {
   const r = await fetch(`${srv.base}/v1/chat/completions`, { method: 'POST', headers: auth,
     body: chat({ max_tokens: 500, stream: true, messages: [{ role: 'user', content: 'long' }] }) });
