@@ -194,6 +194,14 @@ test('reasoning_content from a template that opens <think>', async () => {
   assert.equal(r.usage.completion_tokens, ids.length + 1);  // the engine counts the end-of-turn token too
   const nReasoning = steer.tokens('Let me think about it</think>').length;
   assert.equal(r.usage.completion_tokens_details.reasoning_tokens, nReasoning, JSON.stringify(r.usage));
+  // logprobs: one entry per written token, streamed or not (a chunk may carry reasoning and content at once)
+  const lp = await client.chat.completions.create({ ...req, logprobs: true });
+  assert.equal(lp.choices[0].logprobs.content.length, ids.length);
+  assert.equal(lp.choices[0].logprobs.content.map((e) => e.token).join(''), text);
+  const ls = await client.chat.completions.create({ ...req, logprobs: true, stream: true });
+  const entries = [];
+  for await (const c of ls) if (c.choices[0]?.logprobs?.content) entries.push(...c.choices[0].logprobs.content);
+  assert.equal(entries.map((e) => e.token).join(''), text);
   const s = await streamChat(req);
   assert.equal(s.reasoning, m.reasoning_content);
   assert.equal(s.content, m.content);
@@ -483,7 +491,7 @@ test('web page in headless Chromium', { skip: !playwright || !(await import('nod
     const stats = await page.textContent('.assistant .stats');
     assert.match(stats, /^\d+ tokens, /);
     assert.ok(Number(stats.split(' ')[0]) > 0, stats);
-    // the zero-logit model writes token 0 ("!") every step while reasoning: shown in the reasoning box
+    // the template opened <think> and the zero-logit model never closes it: the reply is all reasoning
     assert.ok((await page.textContent('.assistant .reasoning')).length > 0);
   } finally {
     if (browser) await browser.close();
