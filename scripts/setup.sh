@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 # Libraries: nlohmann-json3-dev (JSON), libpcre2-dev (tokenizer regexes), libutf8proc-dev (Unicode normalization),
 #   libcpp-httplib-dev (HTTP server), libcli11-dev (command-line parsing).
 # Tests: python3-jinja2 (chat-template peer), python3-numpy (reference scripts), nodejs + npm (tokenizer and
-#   OpenAI-client peers).
+#   OpenAI-client peers), chromium (the server's web page, driven by npm playwright-core in tests/server_e2e).
 PACKAGES=(g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev libcli11-dev
-  python3-jinja2 python3-numpy nodejs npm)
+  python3-jinja2 python3-numpy nodejs npm chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

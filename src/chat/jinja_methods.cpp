@@ -185,8 +185,15 @@ std::string replace(const std::string& s, const std::string& old, const std::str
 }  // namespace
 
 std::string py_upper(const std::string& s) {
-  auto v = cps(s);
-  for (auto& c : v) c = upper_cp(c);
+  std::vector<uint32_t> v;
+  for (uint32_t c : cps(s)) {
+    if (c == 0xdf) {  // ß has no capital form: Python writes SS
+      v.push_back('S');
+      v.push_back('S');
+    } else {
+      v.push_back(upper_cp(c));
+    }
+  }
   return utf8(v);
 }
 std::string py_lower(const std::string& s) {

@@ -95,6 +95,7 @@ const Case kCases[] = {
     {"startswith", "{{ 'hello'.startswith('he') }} {{ 'hello'.endswith('lo') }} {{ 'hello'.startswith(('x', 'h')) }} {{ 'hello'.endswith(('x', 'y')) }}", "True True True False"},
     {"string methods", "{{ 'a-b'.replace('-', '+') }} {{ 'ab'.upper() }} {{ 'AB'.lower() }} {{ 'hello world'.title() }} {{ 'hello'.capitalize() }} {{ 'hello'.find('l') }} {{ 'hello'.find('z') }} {{ 'hello'.count('l') }} {{ '{} and {}'.format(1, 'x') }} {{ '{0}{name}'.format('a', name='b') }} {{ '-'.join(['a', 'b']) }}", "a+b AB ab Hello World Hello 2 -1 2 1 and x ab a-b"},
     {"dict methods", "{{ d.get('a') }} {{ d.get('z') }} {{ d.get('z', 9) }} {{ d.keys() | list }} {{ d.values() | list }} {{ d.items() | list }}", "1 None 9 ['b', 'a', 'c'] [2, 1, [1, 2]] [('b', 2), ('a', 1), ('c', [1, 2])]"},
+    {"views and case", "{{ d.items() }} {{ d.keys() }} {{ 'ß'.upper() }} {{ 'привет'.upper() }}", "dict_items([('b', 2), ('a', 1), ('c', [1, 2])]) dict_keys(['b', 'a', 'c']) SS ПРИВЕТ"},
     {"list methods", "{{ items.index(1) }} {{ items.count(3) }}", "1 1"},
     {"globals", "{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ dict(a=1, b='x') }} {% set j = joiner('|') %}{% for i in range(3) %}{{ j() }}{{ i }}{% endfor %}", "[0, 1, 2] [1, 3, 5] {'a': 1, 'b': 'x'} 0|1|2"},
     {"undefined", "[{{ x }}] [{% for a in x %}{{ a }}{% endfor %}] {{ x | length }} {{ x == x }} {{ x is defined }}", "[] [] 0 True False"},

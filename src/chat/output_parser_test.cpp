@@ -36,7 +36,9 @@ ParsedDelta run(const ParserConfig& cfg, const std::vector<std::string>& pieces,
     EXPECT_TRUE(valid_utf8(d.reasoning)) << d.reasoning;
     for (const char* m : kMarkerPieces) {
       // A marker piece may appear in a delta only if the input really has it as text there.
-      if (d.content.find(m) != std::string::npos) EXPECT_NE(whole.find(m), std::string::npos) << d.content;
+      if (d.content.find(m) != std::string::npos) {
+        EXPECT_NE(whole.find(m), std::string::npos) << d.content;
+      }
     }
     all.append(d);
   };

@@ -259,7 +259,7 @@ std::string repr(const Value& v) {
   if (v.is_list()) {
     auto& l = v.list();
     if (!l.sized()) return "<" + l.view + " object>";
-    std::string out = l.view.empty() ? "" : l.view + "([";
+    std::string out = l.view.empty() ? "" : l.view + "(";
     out += l.tuple ? "(" : "[";
     for (size_t i = 0; i < l.items.size(); ++i) out += (i ? ", " : "") + repr(l.items[i]);
     if (l.tuple && l.items.size() == 1) out += ",";

@@ -59,6 +59,8 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 30));
   app.add_option("-t,--threads", threads, "worker threads per model (0: all hardware threads)");
   app.add_option("--max-body-bytes", so.max_body_bytes, "largest request body (413 past it)")->capture_default_str();
+  app.add_option("--read-timeout", so.read_timeout_s, "seconds a client may take to send a request (or to read a reply)")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

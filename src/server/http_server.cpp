@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <utility>
 
 #include "core/log.h"
 #include "server/openai_response.h"
@@ -308,14 +309,15 @@ void HttpServer::routes() {
               continue;
             }
             idle_since = Clock::now();
+            // The delta's logprobs go with its first chunk only (a delta may hold reasoning and content).
             json lp = logprobs && !d.logprobs.empty() ? json{{"content", d.logprobs}} : json(nullptr);
-            if (!d.reasoning.empty() && !write(sse(chat_chunk(meta, {{"reasoning_content", d.reasoning}}, nullptr, lp))))
+            auto take_lp = [&lp] { return std::exchange(lp, json(nullptr)); };
+            if (!d.reasoning.empty() &&
+                !write(sse(chat_chunk(meta, {{"reasoning_content", d.reasoning}}, nullptr, take_lp()))))
               return false;
-            if (!d.content.empty() && !write(sse(chat_chunk(meta, {{"content", d.content}}, nullptr, lp))))
+            if (!d.content.empty() && !write(sse(chat_chunk(meta, {{"content", d.content}}, nullptr, take_lp()))))
               return false;
-            if (d.reasoning.empty() && d.content.empty() && d.tool_calls.empty() && !lp.is_null() &&
-                !write(sse(chat_chunk(meta, json::object(), nullptr, lp))))
-              return false;
+            if (!lp.is_null() && !write(sse(chat_chunk(meta, json::object(), nullptr, take_lp())))) return false;
             for (auto& tc : d.tool_calls) {
               json t = tc;
               t["index"] = tool_index++;

@@ -1,6 +1,7 @@
 // LocalModel: request -> chat template -> token ids -> engine; engine events -> text deltas.
 #include "server/model_backend.h"
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -33,13 +34,23 @@ struct GenState {
   GenState(const Tokenizer& tok, std::vector<std::string> stops, std::optional<chat::ParserConfig> parser)
       : tok(tok), decoder(tok, /*skip_special_tokens=*/true), stop(std::move(stops)) {
     if (parser) this->parser.emplace(*parser);
+    if (parser && parser->reasoning) {
+      reasoning_start = parser->reasoning_start;
+      reasoning_end = parser->reasoning_end;
+      in_reasoning = parser->starts_in_reasoning;
+    }
   }
   const Tokenizer& tok;
   StreamDecoder decoder;
   StopStringMatcher stop;
   std::optional<chat::OutputParser> parser;  // chat only; completions return raw text
   bool logprobs = false;
+  // Reasoning-token count: a token is reasoning if it was written inside <think>...</think> of the raw text (the
+  // markers' own tokens included). note: tracked on the raw text, not on the parser's output, because the parser
+  // holds back text (e.g. a whole tool call) and would leave later tokens looking like reasoning.
+  std::string reasoning_start, reasoning_end;  // empty: the template has no reasoning
   bool in_reasoning = false;
+  std::string marker_tail;  // end of the raw text, long enough to find a marker split across tokens
 
   std::mutex mu;
   std::condition_variable cv;
@@ -64,17 +75,29 @@ struct GenState {
       d.tool_calls.push_back({{"id", tc.id}, {"type", "function"},
                               {"function", {{"name", tc.name}, {"arguments", tc.arguments}}}});
     }
-    if (!p.reasoning.empty()) in_reasoning = true;
-    if (!p.content.empty() || !p.tool_calls.empty()) in_reasoning = false;
+  }
+
+  // Updates in_reasoning with the raw text of one token; returns whether that token counts as reasoning.
+  bool reasoning_token(const std::string& raw) {
+    if (reasoning_end.empty()) return false;
+    bool counted = in_reasoning;
+    std::string s = marker_tail + raw;
+    size_t open = s.rfind(reasoning_start), close = s.rfind(reasoning_end);
+    if (open != std::string::npos && (close == std::string::npos || open > close)) in_reasoning = counted = true;
+    else if (close != std::string::npos) in_reasoning = false;
+    size_t keep = std::max(reasoning_start.size(), reasoning_end.size());
+    marker_tail = s.size() > keep ? s.substr(s.size() - keep) : s;
+    return counted;
   }
 
   bool on_event(const StreamEvent& ev) {
     Delta d;
     bool keep_going = true;
     if (ev.token >= 0 && !ev.stop_token) {
-      std::string visible = stop.push(decoder.push(ev.token));
+      std::string raw = decoder.push(ev.token);
+      if (reasoning_token(raw)) ++usage.reasoning_tokens;
+      std::string visible = stop.push(raw);
       add_text(d, visible, false);
-      if (in_reasoning) ++usage.reasoning_tokens;
       if (logprobs) {
         json e = token_entry(tok, ev.token, ev.logprob);
         json top = json::array();
@@ -289,7 +312,6 @@ std::variant<std::unique_ptr<Completion>, ApiError> LocalModel::start_completion
 std::variant<std::unique_ptr<Completion>, ApiError> LocalModel::submit(Prepared p) {
   auto st = std::make_shared<GenState>(tokenizer_, std::move(p.stop), p.parser);
   st->logprobs = p.sampling.logprobs;
-  if (p.parser && p.parser->starts_in_reasoning) st->in_reasoning = true;
   auto c = std::make_unique<EngineCompletion>(*engine_, st, p.prompt_text);
   Request r;
   r.prompt = std::move(p.prompt);
