@@ -7,6 +7,7 @@
 #include "loader/json_config.h"
 #include "loader/weights.h"
 #include "model/deepseek.h"
+#include "model/gguf_model.h"
 #include "model/llama.h"
 #include "model/model.h"
 
@@ -26,7 +27,7 @@ Family family_of(const JsonConfig& cfg) {
 
 JsonConfig config_of(const std::string& path) {
   if (!fs::exists(path)) fail(path, ": no such file or directory");
-  if (!fs::is_directory(path)) fail(path, ": not a model directory (GGUF files are not supported yet)");
+  if (!fs::is_directory(path)) fail(path, ": not a model directory or a .gguf file");
   return JsonConfig::load((fs::path(path) / "config.json").string());
 }
 
@@ -36,15 +37,23 @@ bool has_weights(const std::string& dir) {
 
 }  // namespace
 
-std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
-  JsonConfig cfg = config_of(path);
-  Family f = family_of(cfg);
-  auto weights = std::make_shared<const WeightStore>(WeightStore::open_safetensors(path));
-  switch (f) {
+static std::unique_ptr<Model> load_family(const JsonConfig& cfg, std::shared_ptr<const WeightStore> weights,
+                                          const LoadOptions& opts) {
+  switch (family_of(cfg)) {
     case Family::Deepseek: return load_deepseek(cfg, std::move(weights), opts);
     case Family::Llama: return load_llama(cfg, std::move(weights), opts);
   }
   fail(cfg.path(), ": unsupported model");
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  if (is_gguf_path(path)) {  // a GGUF file, seen as an HF config + HF-named weights (model/gguf_model.h)
+    GgufCheckpoint ck = open_gguf_checkpoint(path);
+    return load_family(ck.config, std::move(ck.weights), opts);
+  }
+  JsonConfig cfg = config_of(path);
+  family_of(cfg);  // unsupported model types fail before the weights are opened
+  return load_family(cfg, std::make_shared<const WeightStore>(WeightStore::open_safetensors(path)), opts);
 }
 
 std::vector<TensorSpec> model_tensor_specs(const std::string& config_path) {
@@ -57,6 +66,11 @@ std::vector<TensorSpec> model_tensor_specs(const std::string& config_path) {
 }
 
 ModelInfo describe_model(const std::string& path) {
+  if (is_gguf_path(path)) {
+    GgufCheckpoint ck = open_gguf_checkpoint(path);
+    if (family_of(ck.config) == Family::Deepseek) return deepseek_model_info(ck.config, ck.weights.get());
+    return load_family(ck.config, std::move(ck.weights), {})->info();
+  }
   JsonConfig cfg = config_of(path);
   Family f = family_of(cfg);
   std::unique_ptr<WeightStore> weights;
