@@ -17,9 +17,7 @@
 using namespace dm;
 using Clock = std::chrono::steady_clock;
 
-static double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Read bandwidth: sum a 1 GiB buffer once per thread share (the best of three passes).
 static double measure_read_gbs(ThreadPool& pool) {
@@ -50,9 +48,10 @@ static double measure_read_gbs(ThreadPool& pool) {
 }
 
 int main(int argc, char** argv) {
-  const std::string config = argc > 1 && argv[1][0] ? argv[1]
-                                      : std::string(DM_TEST_DATA) +
-                                            "/fixtures/configs/deepseek-r1-distill-qwen-1.5b-resaved/config.json";
+  const std::string config =
+      argc > 1 && argv[1][0]
+          ? argv[1]
+          : std::string(DM_TEST_DATA) + "/fixtures/configs/deepseek-r1-distill-qwen-1.5b-resaved/config.json";
   const int n_decode = argc > 2 ? std::atoi(argv[2]) : 16;
   const int n_context = argc > 3 ? std::atoi(argv[3]) : 64;
   ThreadPool pool(argc > 4 ? std::atoi(argv[4]) : 0);
@@ -66,19 +65,22 @@ int main(int argc, char** argv) {
       for (int64_t d : s.shape) n *= d;
       Buffer buf(size_t(n) * 2);
       uint16_t* w = buf.as<uint16_t>();
-      const float scale = s.kind == TensorSpec::Kind::Norm ? 0.0f : s.shape.size() == 2 ? 1.0f / float(s.shape[1]) : 0.02f;
+      const float scale = s.kind == TensorSpec::Kind::Norm ? 0.0f
+                          : s.shape.size() == 2            ? 1.0f / float(s.shape[1])
+                                                           : 0.02f;
       for (int64_t i = 0; i < n; ++i) {
         state ^= state << 13, state ^= state >> 7, state ^= state << 17;  // xorshift64
-        const float u = float(state >> 40) / float(1 << 24) - 0.5f;     // [-0.5, 0.5)
+        const float u = float(state >> 40) / float(1 << 24) - 0.5f;       // [-0.5, 0.5)
         w[i] = f32_to_bf16(s.kind == TensorSpec::Kind::Norm ? 1.0f : u * 3.46f * std::sqrt(scale));
       }
       store->add_owned(s.name, "random", DType::BF16, s.shape, std::move(buf));
     }
     auto model = load_llama(cfg, store, {});
     const ModelInfo& info = model->info();
-    std::printf("model %s (%s): %.3f B params, %.2f GB of BF16 weights, %.2f GB read per decoded token; made in %.1f s\n",
-                info.architecture.c_str(), config.c_str(), double(info.n_params) / 1e9, double(info.weight_bytes) / 1e9,
-                double(info.weight_bytes_per_token) / 1e9, seconds_since(t0));
+    std::printf(
+        "model %s (%s): %.3f B params, %.2f GB of BF16 weights, %.2f GB read per decoded token; made in %.1f s\n",
+        info.architecture.c_str(), config.c_str(), double(info.n_params) / 1e9, double(info.weight_bytes) / 1e9,
+        double(info.weight_bytes_per_token) / 1e9, seconds_since(t0));
 
     const int bs = 16;
     const int total = n_context + n_decode;
@@ -102,9 +104,10 @@ int main(int argc, char** argv) {
     const double bw = measure_read_gbs(pool);
     const double tps = n_decode / t_dec, gbs = double(info.weight_bytes_per_token) * tps / 1e9;
     std::printf("prefill %d tokens | %.3f s | %.1f tok/s\n", n_context, t_pre, n_context / t_pre);
-    std::printf("decode  %d tokens after %d | %.1f ms/token | %.2f tok/s | %.1f GB/s | %.0f%% of measured read "
-                "bandwidth (%.1f GB/s, %d threads)\n",
-                n_decode, n_context, 1e3 * t_dec / n_decode, tps, gbs, 100 * gbs / bw, bw, pool.size());
+    std::printf(
+        "decode  %d tokens after %d | %.1f ms/token | %.2f tok/s | %.1f GB/s | %.0f%% of measured read "
+        "bandwidth (%.1f GB/s, %d threads)\n",
+        n_decode, n_context, 1e3 * t_dec / n_decode, tps, gbs, 100 * gbs / bw, bw, pool.size());
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_dense_decode: %s\n", e.what());
     return 1;

@@ -38,6 +38,6 @@ std::string percent_format(const std::string& fmt, const Value& args);
 std::string str_format(const std::string& fmt, const CallArgs& args);
 
 // Argument helpers for builtins: the i-th positional argument or the keyword `name`, else `fallback`.
-const Value& arg(const CallArgs& a, size_t i, const char* name, const Value& fallback);
+Value arg(const CallArgs& a, size_t i, const char* name, const Value& fallback);  // by value: fallbacks are often temporaries
 
 }  // namespace dm::chat

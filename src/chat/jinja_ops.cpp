@@ -350,7 +350,7 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   return make_list(std::move(items), obj.list().tuple);
 }
 
-const Value& arg(const CallArgs& a, size_t i, const char* name, const Value& fallback) {
+Value arg(const CallArgs& a, size_t i, const char* name, const Value& fallback) {
   if (i < a.args.size()) return a.args[i];
   if (name)
     for (auto& [k, v] : a.kwargs)

@@ -691,6 +691,8 @@ class Parser {
 
   ExprPtr parse_call(ExprPtr fn) {
     auto e = expr(ExprKind::Call, cur());
+    e->line = fn->line;  // errors point at the callee, where the call starts
+    e->col = fn->col;
     e->a = std::move(fn);
     parse_call_args(*e);
     return e;

@@ -157,6 +157,7 @@ void Renderer::exec_for(const Node& n, const std::shared_ptr<Frame>& f, std::str
   if (n.cond) {
     std::vector<Value> kept;
     for (auto& item : items) {
+      step();
       auto scope = std::make_shared<Frame>();
       scope->parent = f;
       assign(*n.target, item, *scope);
@@ -168,6 +169,7 @@ void Renderer::exec_for(const Node& n, const std::shared_ptr<Frame>& f, std::str
   auto last_changed = std::make_shared<std::vector<Value>>();
   auto changed_set = std::make_shared<bool>(false);
   for (size_t i = 0; i < count; ++i) {
+    step();
     auto scope = std::make_shared<Frame>();
     scope->parent = f;
     auto loop = std::make_shared<Namespace>();

@@ -20,12 +20,15 @@ class StopStringMatcher {
   std::string flush();
   bool stopped() const { return stopped_; }
   const std::string& matched() const { return matched_; }  // the stop string that matched
+  // The text that followed the match in what was pushed (for parsers that switch mode at a marker).
+  const std::string& rest() const { return rest_; }
 
  private:
   std::vector<std::string> stops_;
   std::string held_;
   bool stopped_ = false;
   std::string matched_;
+  std::string rest_;
 };
 
 }  // namespace dm

@@ -48,6 +48,7 @@ TEST(StopStrings, HoldsBackOnlyAPossiblePrefix) {
   EXPECT_EQ(m.push("</s"), "");
   EXPECT_EQ(m.push(">tail"), "");
   EXPECT_TRUE(m.stopped());
+  EXPECT_EQ(m.rest(), "tail");
   EXPECT_EQ(m.push("more"), "");
   EXPECT_EQ(m.flush(), "");
 }

@@ -114,7 +114,9 @@ int cmd_bench(int argc, char** argv) {
   if (!json)
     std::fprintf(stderr, "bench: %s, %d threads, batch %d, KV cache %s; measuring the machine...\n",
                  info.model_type.c_str(), pool.size(), batch, human_bytes(double(kv.bytes())).c_str());
-  const double bw = measure_read_bandwidth_gbs(pool, size_t(1) << 30);
+  // A buffer well beyond the caches: 4x the weights, between 256 MiB and 1 GiB.
+  const size_t bw_bytes = std::clamp<size_t>(size_t(4 * info.weight_bytes), size_t(256) << 20, size_t(1) << 30);
+  const double bw = measure_read_bandwidth_gbs(pool, bw_bytes);
   std::string isa;
   const double peak = measure_peak_gflops(pool, &isa);
 

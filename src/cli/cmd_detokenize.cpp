@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/gguf_tokenizer.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -17,7 +18,7 @@ int cmd_detokenize(int argc, char** argv) {
   CLI::App app{"Decode a JSON array of token ids read from stdin; prints the text", "deepmoe detokenize"};
   std::string model;
   bool skip_special = false;
-  app.add_option("-m,--model", model, "model directory holding tokenizer.json")->required();
+  app.add_option("-m,--model", model, "model directory holding tokenizer.json, or a .gguf file")->required();
   app.add_flag("--skip-special", skip_special, "leave special tokens out of the text");
   try {
     app.parse(argc, argv);
@@ -27,7 +28,7 @@ int cmd_detokenize(int argc, char** argv) {
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   nlohmann::json j = nlohmann::json::parse(input, nullptr, false);
   if (j.is_discarded() || !j.is_array()) fail("stdin: expected a JSON array of token ids");
-  Tokenizer tok = Tokenizer::from_dir(model);
+  Tokenizer tok = load_tokenizer(model);  // a directory or a .gguf file
   std::vector<int32_t> ids;
   for (size_t i = 0; i < j.size(); ++i) {
     if (!j[i].is_number_integer()) fail("stdin: element ", i, " is not an integer");

@@ -27,7 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr int64_t kFp8Block = 128;
-constexpr uint64_t kShardBytes = 3ull << 30;
 
 uint64_t mix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -199,6 +198,7 @@ int cmd_synth(int argc, char** argv) {
   std::string config_path, out_dir, tokenizer_dir, dtype = "bf16";
   uint64_t seed = 0;
   int threads = 0;
+  double shard_gb = 3.0;
   std::vector<std::string> sets;
   app.add_option("--config", config_path, "source config.json (or a directory holding one)")->required();
   app.add_option("--out", out_dir, "output model directory")->required();
@@ -208,6 +208,8 @@ int cmd_synth(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed");
   app.add_option("--set", sets, "override a config field, e.g. --set num_hidden_layers=2 (repeatable)");
   app.add_option("-t,--threads", threads, "threads (default: all)");
+  app.add_option("--shard-gb", shard_gb, "largest shard in GB (1e9 bytes); bigger models get an index")
+      ->check(CLI::Range(1e-6, 1e3));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -247,12 +249,13 @@ int cmd_synth(int argc, char** argv) {
       all.push_back({s.name + "_scale_inv", DType::F32, sshape, nullptr, dtype_bytes(DType::F32, numel(sshape))});
     }
   }
-  // Shards of at most ~3 GB; a weight and its scale_inv stay together.
+  // Shards of at most --shard-gb; a weight and its scale_inv stay together.
+  const uint64_t max_shard = uint64_t(shard_gb * 1e9);
   std::vector<std::vector<OutTensor>> shards(1);
   uint64_t cur = 0, total = 0;
   for (size_t i = 0; i < all.size(); ++i) {
     uint64_t n = all[i].nbytes + (i + 1 < all.size() && !all[i + 1].spec ? all[i + 1].nbytes : 0);
-    if (cur > 0 && cur + n > kShardBytes && all[i].spec) {
+    if (cur > 0 && cur + n > max_shard && all[i].spec) {
       shards.emplace_back();
       cur = 0;
     }

@@ -7,23 +7,25 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/gguf_tokenizer.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dm::cli {
 
 int cmd_tokenize(int argc, char** argv) {
-  CLI::App app{"Tokenize the text on stdin; prints a JSON array of token ids", "deepmoe tokenize"};
+  CLI::App app{"Tokenize the text on stdin (as is, a trailing newline included); prints a JSON array of token ids",
+               "deepmoe tokenize"};
   std::string model;
   bool add_special = false;
-  app.add_option("-m,--model", model, "model directory holding tokenizer.json")->required();
+  app.add_option("-m,--model", model, "model directory holding tokenizer.json, or a .gguf file")->required();
   app.add_flag("--add-special", add_special, "add the post-processor's special tokens (BOS for DeepSeek)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  Tokenizer tok = Tokenizer::from_dir(model);
+  Tokenizer tok = load_tokenizer(model);  // a directory or a .gguf file
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   std::string out = "[";
   bool first = true;

@@ -1,4 +1,6 @@
 // Fork-join thread pool: a generation counter wakes workers; a countdown tells the caller they are done.
+// Elastic jobs: a worker joins by incrementing a count tagged with the job's number, only while the caller has
+// not closed the job; the caller waits for the joined workers only.
 #include "core/thread_pool.h"
 
 #include <algorithm>
@@ -14,6 +16,8 @@ inline void cpu_relax() {
 #endif
 }
 constexpr int kSpinIterations = 20000;
+constexpr uint64_t kClosed = uint64_t(1) << 31;
+constexpr uint64_t kActive = kClosed - 1;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -26,7 +30,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
-    generation_.fetch_add(1);
+    generation_.fetch_add(2);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -47,6 +51,22 @@ void ThreadPool::worker(int index) {
     }
     seen = gen;
     if (stop_) return;
+    if (gen & 1) {  // elastic: join only if the caller still holds this job open
+      const uint64_t tag = (gen >> 1) << 32;
+      uint64_t s = elastic_state_.load(std::memory_order_acquire);
+      bool joined = false;
+      while ((s & ~kActive & ~kClosed) == tag && !(s & kClosed)) {
+        if (elastic_state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+          joined = true;
+          break;
+        }
+      }
+      if (joined) {
+        (*elastic_job_)(index);
+        elastic_state_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+      continue;
+    }
     (*job_)(index, n_threads_);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -61,12 +81,33 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    const uint64_t next = (generation_.load(std::memory_order_relaxed) | 1) + 1;  // next counter, bit 0 clear
+    elastic_state_.store(((next >> 1) << 32) | kClosed, std::memory_order_relaxed);  // late elastic joins fail
+    generation_.store(next, std::memory_order_release);
   }
   cv_.notify_all();
   fn(0, n_threads_);
   while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
   job_ = nullptr;
+}
+
+void ThreadPool::run_elastic(const std::function<void(int)>& fn) {
+  if (n_threads_ == 1) {
+    fn(0);
+    return;
+  }
+  elastic_job_ = &fn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t next = (generation_.load(std::memory_order_relaxed) | 1) + 2;  // next counter, bit 0 set
+    elastic_state_.store((next >> 1) << 32, std::memory_order_release);
+    generation_.store(next, std::memory_order_release);
+  }
+  cv_.notify_all();
+  fn(0);
+  elastic_state_.fetch_or(kClosed, std::memory_order_acq_rel);
+  while (elastic_state_.load(std::memory_order_acquire) & kActive) cpu_relax();
+  elastic_job_ = nullptr;
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {

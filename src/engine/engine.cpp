@@ -82,8 +82,9 @@ Engine::Engine(Model& model, ThreadPool* pool, EngineConfig cfg)
       cfg_(checked(std::move(cfg), model.info())),
       max_context_(cfg_.max_context),
       kv_(model.info().n_layers, model.info().kv_width, cfg_.block_size,
-          std::max<int64_t>(1, default_kv_tokens(cfg_, size_t(model.info().n_layers) * size_t(model.info().kv_width) *
-                                                           sizeof(float), max_context_) / cfg_.block_size)),
+          std::max<int64_t>(1, (default_kv_tokens(cfg_, size_t(model.info().n_layers) * size_t(model.info().kv_width) *
+                                                            sizeof(float), max_context_) + cfg_.block_size - 1) /
+                                   cfg_.block_size)),
       alloc_(kv_.n_blocks(), cfg_.block_size),
       started_(Clock::now()) {
   eos_ = model.info().eos_token_ids;
@@ -118,13 +119,13 @@ SubmitResult Engine::submit(Request req) {
   const int64_t limit = max_sequence_tokens();
   const int64_t n_prompt = int64_t(req.prompt.size());
   auto limit_text = [&] {
-    return cat("the limit is ", limit, " tokens (context ", max_context_, ", KV cache ", capacity_tokens(), ")");
+    return cat(limit, " tokens (context length ", max_context_, ", KV cache ", capacity_tokens(), ")");
   };
   if (n_prompt >= limit)
-    return reject(RejectReason::TooLong, cat("the prompt has ", n_prompt, " tokens, leaving no room to generate; ", limit_text()));
+    return reject(RejectReason::TooLong, cat("the prompt has ", n_prompt, " tokens, leaving no room to generate within the limit of ", limit_text()));
   if (req.max_tokens > 0 && n_prompt + req.max_tokens > limit)
     return reject(RejectReason::TooLong,
-                  cat("prompt (", n_prompt, " tokens) + max_tokens (", req.max_tokens, ") exceeds ", limit_text()));
+                  cat("prompt (", n_prompt, " tokens) + max_tokens (", req.max_tokens, ") exceeds the limit of ", limit_text()));
 
   auto s = std::make_unique<Sequence>();
   s->t_submit = Clock::now();

@@ -88,7 +88,7 @@ struct SubmitResult {
 
 struct EngineConfig {
   int block_size = 16;          // tokens per KV block
-  int64_t kv_cache_tokens = 0;  // KV budget in tokens (rounded down to blocks) ...
+  int64_t kv_cache_tokens = 0;  // KV budget in tokens (rounded up to whole blocks) ...
   double kv_cache_gb = 0;       // ... or in GiB; both 0: 1 GiB, capped at max_seqs full contexts
   int max_seqs = 16;            // sequences running at once
   int max_batch_tokens = 512;   // tokens per forward: prefill chunk size plus decodes

@@ -34,6 +34,25 @@ __attribute__((target("avx512f"))) uint64_t read_avx512(const uint8_t* p, size_t
   return uint64_t(_mm512_reduce_add_epi64(a0));
 }
 
+// The access pattern of a decode kernel: 4 rows of 4 KiB side by side, each prefetched one row tile ahead.
+// Hardware prefetchers stop at 4 KiB pages, so this often beats the plain stream; the probe takes the better.
+__attribute__((target("avx512f"))) uint64_t read_tiles_avx512(const uint8_t* p, size_t n) {
+  constexpr size_t kRow = 4096, kTile = 4 * kRow;
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t t = 0; t + kTile <= n; t += kTile) {
+    const uint8_t* q = p + t;
+    for (size_t c = 0; c < kRow; c += 64) {
+      for (size_t r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(q + r * kRow + c + kTile), _MM_HINT_T0);
+      a0 = _mm512_xor_si512(a0, _mm512_load_si512(q + c));
+      a1 = _mm512_xor_si512(a1, _mm512_load_si512(q + kRow + c));
+      a2 = _mm512_xor_si512(a2, _mm512_load_si512(q + 2 * kRow + c));
+      a3 = _mm512_xor_si512(a3, _mm512_load_si512(q + 3 * kRow + c));
+    }
+  }
+  a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+  return uint64_t(_mm512_reduce_add_epi64(a0));
+}
+
 uint64_t read_plain(const uint8_t* p, size_t n) {
   const uint64_t* q = reinterpret_cast<const uint64_t*>(p);
   uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -112,18 +131,25 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
     uint8_t* p = buf.as<uint8_t>() + size_t(t) * slice;
     for (size_t i = 0; i < slice; i += 64) p[i] = uint8_t(i >> 6);
   });
-  std::vector<double> gbs;
-  for (int pass = 0; pass < 6; ++pass) {
+  // Passes alternate between the plain stream and the tiled pattern; the better median is the limit.
+  std::vector<double> gbs[2];
+  for (int pass = 0; pass < 12; ++pass) {
+    const int kind = wide ? pass % 2 : 0;
     const double t0 = now_s();
     pool.run([&](int t, int) {
       const uint8_t* p = buf.as<uint8_t>() + size_t(t) * slice;
-      sink += wide ? read_avx512(p, slice) : read_plain(p, slice);
+      sink += !wide ? read_plain(p, slice) : kind == 0 ? read_avx512(p, slice) : read_tiles_avx512(p, slice);
     });
     const double dt = now_s() - t0;
-    if (pass > 0) gbs.push_back(double(slice) * nt / dt / 1e9);
+    if (pass > 1) gbs[kind].push_back(double(slice) * nt / dt / 1e9);
   }
-  std::sort(gbs.begin(), gbs.end());
-  return gbs[gbs.size() / 2];
+  double best = 0;
+  for (auto& g : gbs) {
+    if (g.empty()) continue;
+    std::sort(g.begin(), g.end());
+    best = std::max(best, g[g.size() / 2]);
+  }
+  return best;
 }
 
 double measure_fma_gflops(ThreadPool& pool) {

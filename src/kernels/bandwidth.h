@@ -8,7 +8,8 @@
 namespace dm {
 
 // STREAM-like read of a buffer of `bytes` (larger than the caches) by all threads of the pool, each its own
-// contiguous slice; the median of 5 passes after one warm-up, in GB/s (1e9 bytes per second).
+// contiguous slice, in GB/s (1e9 bytes per second): the better of two patterns (one sequential stream; 4 rows
+// side by side with software prefetch, as the decode kernels read), each the median of 5 passes.
 double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = size_t(1) << 30);
 
 // Peak fp32 FMA rate of all threads (GFLOP/s, 2 flops per multiply-add) from a short loop of independent

@@ -1,6 +1,7 @@
-// Dispatch of linear layers: picks the instruction set (linear_simd), splits rows over the pool's threads on
-// multiples of the register row tile, and for Q8_0/Q4_0 on VNNI quantizes the activations once per call
-// (tokens split over threads) before the int8 kernels run. Scalar path: one dequantized row at a time.
+// Dispatch of linear layers: picks the instruction set (linear_simd), shares row chunks (whole register row
+// tiles) of one or more layers among the pool's threads, and for Q8_0/Q4_0 on VNNI quantizes the activations
+// once per call (tokens split over threads) before the int8 kernels run. Scalar path: one dequantized row at a
+// time.
 #include <algorithm>
 #include <atomic>
 #include <vector>
@@ -38,27 +39,66 @@ void rows_scalar(const Weight& w, const float* x, int64_t n_tokens, float* y, in
   }
 }
 
-// Runs fn(thread, r0, r1) over [0, rows) in chunks of whole row tiles that threads take from a shared counter
-// (a thread slowed by other load on its core takes fewer chunks). Which thread computes a row never changes
-// its result.
-template <typename Fn>
-void for_rows(int64_t rows, int64_t bytes, ThreadPool* pool, Fn&& fn) {
-  // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
-  const int nt = pool && rows >= 2 * kern::kRowTile && bytes >= (64 << 10) ? pool->size() : 1;
-  if (nt == 1) return fn(0, int64_t(0), rows);
-  const int64_t tiles = (rows + kern::kRowTile - 1) / kern::kRowTile;
-  const int64_t chunk = std::max<int64_t>(1, tiles / (int64_t(nt) * 8)) * kern::kRowTile;
-  std::atomic<int64_t> next{0};
-  pool->run([&](int t, int) {
-    for (;;) {
-      const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
-      if (b >= rows) break;
-      fn(t, b, std::min(rows, b + chunk));
-    }
-  });
+// One job made ready to run: its path, its quantized activations (int8 path) and its scratch needs.
+struct Plan {
+  const LinearJob* job = nullptr;
+  Simd simd = Simd::Scalar;
+  bool int8 = false;
+  Buffer q, s, c;  // QActs storage (int8 path)
+  kern::QActs xq;
+  size_t scratch_bytes = 0;  // per thread
+  bool owns_acts = true;     // false: xq points into an earlier plan's activations (same x, dtype and shape)
+};
+
+void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
+  const Weight& w = j.w;
+  DM_CHECK(linear_supports(w.dtype), "linear: unsupported dtype ", dtype_name(w.dtype));
+  DM_CHECK(w.cols % dtype_block(w.dtype) == 0, "linear: ", dtype_name(w.dtype), " row of ", w.cols, " values");
+  p.job = &j;
+  p.simd = linear_simd(opt);
+  p.int8 = p.simd == Simd::Avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
+           (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0);
+  const int64_t cols = w.cols, n = j.n_tokens;
+  if (p.int8) {  // activations are allocated by alloc_acts() unless shared with another job
+    p.scratch_bytes = n > 4 ? kern::q8_scratch_bytes(cols) : 0;
+    return;
+  }
+  const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
+                      w.dtype == DType::F8_E4M3;
+  const size_t floats = p.simd == Simd::Scalar ? size_t(cols)
+                        : direct && n <= 4     ? 0
+                                               : size_t(kern::kRowTile * cols);
+  p.scratch_bytes = (floats * sizeof(float) + 63) / 64 * 64;
 }
 
-int threads_for(ThreadPool* pool) { return pool ? pool->size() : 1; }
+void alloc_acts(Plan& p) {
+  const int64_t n = p.job->n_tokens, n_pairs = (p.job->w.cols / kQK + 1) / 2;
+  const bool q4 = p.job->w.dtype == DType::Q4_0;
+  p.q = Buffer(size_t(n * n_pairs * 64));
+  p.s = Buffer(size_t(n * n_pairs * 16) * sizeof(float));
+  if (q4) p.c = Buffer(size_t(n * n_pairs * 16) * sizeof(int32_t));
+  p.xq = kern::QActs{p.q.as<uint8_t>(), p.s.as<float>(), q4 ? p.c.as<int32_t>() : nullptr, n_pairs};
+}
+
+void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
+  const LinearJob& j = *p.job;
+  const int64_t np = p.xq.n_pairs;
+  for (int64_t t = t0; t < t1; ++t)
+    kern::quantize_acts_avx512(j.x + t * j.w.cols, j.w.cols, j.w.dtype, p.q.as<uint8_t>() + t * np * 64,
+                               p.s.as<float>() + t * np * 16,
+                               j.w.dtype == DType::Q4_0 ? p.c.as<int32_t>() + t * np * 16 : nullptr);
+}
+
+void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
+  const LinearJob& j = *p.job;
+  if (p.int8) return kern::rows_q8_avx512(j.w, p.xq, j.n_tokens, j.y, r0, r1, scratch);
+  float* sc = static_cast<float*>(scratch);
+  switch (p.simd) {
+    case Simd::Avx512: return kern::rows_avx512(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
+    case Simd::Avx2: return kern::rows_avx2(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
+    default: return rows_scalar(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
+  }
+}
 
 }  // namespace
 
@@ -75,50 +115,84 @@ void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadP
 
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool,
             const LinearOptions& opt) {
-  DM_CHECK(linear_supports(w.dtype), "linear: unsupported dtype ", dtype_name(w.dtype));
-  DM_CHECK(w.cols % dtype_block(w.dtype) == 0, "linear: ", dtype_name(w.dtype), " row of ", w.cols, " values");
-  if (n_tokens <= 0 || w.rows <= 0) return;
-  const Simd simd = linear_simd(opt);
-  const int64_t cols = w.cols;
+  const LinearJob job{w, x, n_tokens, y};
+  linear_multi(&job, 1, pool, opt);
+}
 
-  if (simd == Simd::Avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
-      (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0)) {
-    const int64_t n_pairs = (cols / kQK + 1) / 2;
-    Buffer q(size_t(n_tokens * n_pairs * 64));
-    Buffer s(size_t(n_tokens * n_pairs * 16) * sizeof(float));
-    auto quantize = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t)
-        kern::quantize_acts_avx512(x + t * cols, cols, w.dtype, q.as<uint8_t>() + t * n_pairs * 64,
-                                   s.as<float>() + t * n_pairs * 16);
-    };
-    if (pool && pool->size() > 1 && n_tokens >= 2 * pool->size()) {
-      pool->parallel_for(n_tokens, quantize);
-    } else {
-      quantize(0, n_tokens);
+// Work items are (job, row chunk) pairs taken by the threads from one shared counter (ThreadPool::run_elastic):
+// a thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
+void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt) {
+  std::vector<Plan> plans(n_jobs);
+  int64_t total_rows = 0, total_tokens = 0;
+  size_t total_bytes = 0, scratch_bytes = 0;
+  for (size_t i = 0; i < n_jobs; ++i) {
+    if (jobs[i].n_tokens <= 0 || jobs[i].w.rows <= 0) continue;
+    make_plan(jobs[i], opt, plans[i]);
+    total_rows += jobs[i].w.rows;
+    total_tokens += jobs[i].n_tokens;
+    total_bytes += jobs[i].w.bytes();
+    scratch_bytes = std::max(scratch_bytes, plans[i].scratch_bytes);
+  }
+  if (total_rows == 0) return;
+  // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
+  const int nt = pool && total_rows >= 2 * kern::kRowTile && total_bytes >= (64 << 10) ? pool->size() : 1;
+
+  // Jobs that read the same x for the same dtype (e.g. an expert's gate and up projections) share one
+  // quantization of it.
+  for (size_t i = 0; i < n_jobs; ++i) {
+    if (!plans[i].int8) continue;
+    for (size_t k = 0; k < i; ++k) {
+      const Plan& o = plans[k];
+      if (o.int8 && o.owns_acts && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
+          o.job->w.cols == jobs[i].w.cols && o.job->w.dtype == jobs[i].w.dtype) {
+        plans[i].xq = o.xq;
+        plans[i].owns_acts = false;
+        break;
+      }
     }
-    const kern::QActs xq{q.as<uint8_t>(), s.as<float>(), n_pairs};
-    const size_t per_thread = n_tokens > 4 ? kern::q8_scratch_bytes(cols) : 0;
-    Buffer scratch(per_thread * size_t(threads_for(pool)));
-    for_rows(w.rows, w.bytes(), pool, [&](int t, int64_t r0, int64_t r1) {
-      kern::rows_q8_avx512(w, xq, n_tokens, y, r0, r1, scratch.as<uint8_t>() + t * per_thread);
-    });
-    return;
+    if (plans[i].owns_acts) alloc_acts(plans[i]);
   }
 
-  // Scratch for a dequantized / converted row tile, where the kernel needs one.
-  const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
-                      w.dtype == DType::F8_E4M3;
-  const size_t per_thread = simd == Simd::Scalar ? size_t(cols)
-                            : direct && n_tokens <= 4 ? 0
-                                                      : size_t(kern::kRowTile * cols);
-  Buffer scratch(per_thread * sizeof(float) * size_t(threads_for(pool)));
-  for_rows(w.rows, w.bytes(), pool, [&](int t, int64_t r0, int64_t r1) {
-    float* sc = scratch.as<float>() + t * per_thread;
-    switch (simd) {
-      case Simd::Avx512: return kern::rows_avx512(w, x, n_tokens, y, r0, r1, sc);
-      case Simd::Avx2: return kern::rows_avx2(w, x, n_tokens, y, r0, r1, sc);
-      default: return rows_scalar(w, x, n_tokens, y, r0, r1, sc);
-    }
+  // Activations of the int8 path, quantized once per job (in chunks of tokens shared by the threads when
+  // there are many).
+  struct TokenChunk {
+    Plan* plan;
+    int64_t t0, t1;
+  };
+  std::vector<TokenChunk> chunks;
+  for (Plan& p : plans) {
+    if (!p.int8 || !p.owns_acts) continue;
+    for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
+  }
+  if (nt > 1 && chunks.size() > 1) {
+    std::atomic<size_t> next{0};
+    pool->run_elastic([&](int) {
+      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
+        quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
+    });
+  } else {
+    for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
+  }
+
+  Buffer scratch(scratch_bytes * size_t(nt));
+  if (nt == 1) {
+    for (const Plan& p : plans)
+      if (p.job) run_rows(p, 0, p.job->w.rows, scratch.data());
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(1, total_rows / kern::kRowTile / (int64_t(nt) * 8)) * kern::kRowTile;
+  struct Item {
+    const Plan* plan;
+    int64_t r0, r1;
+  };
+  std::vector<Item> items;
+  for (const Plan& p : plans)
+    for (int64_t r = 0; p.job && r < p.job->w.rows; r += chunk) items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
+  std::atomic<size_t> next{0};
+  pool->run_elastic([&](int t) {
+    void* sc = scratch.as<uint8_t>() + size_t(t) * scratch_bytes;
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items.size();)
+      run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
   });
 }
 

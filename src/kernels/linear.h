@@ -44,9 +44,27 @@ struct LinearOptions {
 // thread count, so a token gives bit-identical outputs alone or in any batch, with any pool.
 // Numerics: F32/BF16/F16/F8 use f32 FMA on exactly converted weights (within ~1e-6 relative of linear_ref);
 // Q8_0/Q4_0 with quantize_activations are within the activation-quantization error (see linear_ref_q8).
+// K-quants (and Q8_0/Q4_0 without VNNI or with quantize_activations off) are dequantized exactly to f32 one row
+// tile at a time and use the f32 kernel.
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions& opt);
 void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y);
+// One linear layer of a group: y = x · Wᵀ, x [n_tokens, w.cols], y [n_tokens, w.rows] (rows contiguous).
+struct LinearJob {
+  Weight w;
+  const float* x = nullptr;
+  int64_t n_tokens = 0;
+  float* y = nullptr;
+};
+
+// Runs several linear layers in ONE parallel region: the row chunks of all jobs are shared by the pool's threads.
+// For MoE: in decode, pass the active experts' gate/up (or down) projections together so their rows spread over
+// all threads with one fork-join; in prefill, pass one job per expert with that expert's gathered tokens (one
+// GEMM per expert, not a GEMV per token); shared experts can go in the same call. Each job's output is
+// bit-identical to linear() of that job alone. Jobs must not write overlapping outputs. Must not be called from
+// inside pool->run().
+void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt = {});
+
 // Scalar twin of the quantized-activation path (Q8_0 / Q4_0 weights only): x quantized by
 // quantize_activations_q8 (kernels/quant.h), integer dot per 32-block, y = Σ_b d_w[b]·d_x[b]·isum[b].
 void linear_ref_q8(const Weight& w, const float* x, int64_t n_tokens, float* y);

@@ -53,6 +53,7 @@ void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
                  const float* x, int64_t cols, float* y, int64_t ldy) {
   __m256 acc[T * R];
   ((acc[I] = _mm256_setzero_ps()), ...);
+  const int64_t next_tile = R > 1 ? (w[1] - w[0]) * R : 0;  // decode prefetch, as in linear_avx512.cpp
   for (int64_t c = 0; c < cols; c += 8) {
     const bool tail = c + 8 > cols;
     alignas(32) uint8_t wbuf[R][32];  // zero-padded copies for the last cols - c (< 8) columns
@@ -62,7 +63,7 @@ void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
       float s = 0;
       if constexpr (DT == DType::F8_E4M3) s = srow[r][c >> 7] * 256.0f;
       if constexpr (T == 1)
-        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + (c + 512) * elem_bytes<DT>(), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + c * elem_bytes<DT>() + next_tile, _MM_HINT_T0);
       const uint8_t* src = w[r] + c * elem_bytes<DT>();
       if (tail) {
         std::memset(wbuf[r], 0, 32);
@@ -116,8 +117,8 @@ MicroF<DT> pick(int r, int t) {
 template <DType DT>
 void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, float* scratch) {
   const int64_t cols = w.cols;
-  int64_t tb = (256 << 10) / (cols * 4);
-  tb = tb < kMaxT ? kMaxT : tb / kMaxT * kMaxT;
+  int64_t tb = (512 << 10) / (cols * 4);  // token block: activations in L2, at least 16 tokens (see AVX-512)
+  tb = tb < 16 ? 16 : tb / kMaxT * kMaxT;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
     const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
     for (int64_t r = r0; r < r1; r += kRowTile) {

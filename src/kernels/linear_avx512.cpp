@@ -1,7 +1,8 @@
 // AVX-512 kernels of linear(): f32 FMA over weights converted in registers (F32, BF16, F16, F8_E4M3 with its
 // 128x128 block scales), and int8 VNNI dot products (vpdpbusd) for Q8_0 / Q4_0 against activations quantized
-// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; the
-// weight tile is loaded once per token tile and the token block is sized to stay in L2.
+// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; with
+// several token tiles a row tile is converted (or unpacked) once per token block, sized to stay in L2; decode
+// (one token tile) reads the weights in place, prefetching the next row tile.
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,12 +18,12 @@
 
 
 
+
+
 namespace dm::kern {
 namespace {
 
 constexpr int kMaxT = 4;  // tokens per register tile
-// Decode reads kRowTile weight rows side by side; prefetching each this far ahead keeps enough lines in flight.
-constexpr int64_t kPrefetchBytes = 2048;
 
 template <DType DT>
 constexpr int64_t elem_bytes() {
@@ -61,11 +62,14 @@ void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
   ((acc[I] = _mm512_setzero_ps()), ...);
   // One loop body for full and tail chunks (masked loads cost the same as plain ones).
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  // Decode streams the weights from memory: prefetch the next row tile (rows are evenly spaced) at the same
+  // column, so the lines in flight follow the order of use across row boundaries.
+  const int64_t next_tile = R > 1 ? (w[1] - w[0]) * R : 0;
   for (int64_t c = 0; c < cols; c += 16) {
     const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
-    if constexpr (T == 1) {  // decode streams weights from memory: fetch well ahead of use
+    if constexpr (T == 1) {
       for (int r = 0; r < R; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + c * elem_bytes<DT>() + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w[r]) + c * elem_bytes<DT>() + next_tile, _MM_HINT_T0);
     }
     __m512 wv[R], xv[T];
     for (int r = 0; r < R; ++r) {
@@ -108,9 +112,12 @@ MicroF<DT> pick(int r, int t) {
 }
 
 // Tokens per block so that the block's activations (bytes_per_token each) stay in L2 while a thread's rows pass.
+// note: at least kMinBlockTokens, even when that overflows L2 for long rows: with fewer, each row tile would be
+// converted and re-read from memory once per handful of tokens.
+constexpr int64_t kMinBlockTokens = 32;
 int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
-  int64_t tb = (256 << 10) / bytes_per_token;
-  tb = tb < kMaxT ? kMaxT : tb / kMaxT * kMaxT;
+  int64_t tb = (512 << 10) / bytes_per_token;
+  tb = tb < kMinBlockTokens ? kMinBlockTokens : tb / kMaxT * kMaxT;
   return tb < n_tokens ? tb : n_tokens;
 }
 
@@ -144,7 +151,7 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       const float* srow[kRowTile] = {};
       bool as_f32 = true;
       if (w.dtype != DT) {  // other dtypes: dequantize the row tile once per token block
-        dequantize_rows(w, r, r + nr, scratch);
+        dequantize_rows_avx512(w, r, r + nr, scratch);
       } else if (nt <= kMaxT) {  // one token tile: read (and convert) the weights in place
         as_f32 = DT == DType::F32;
         for (int i = 0; i < nr; ++i) {
@@ -166,41 +173,46 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
 }
 
 // ---- int8 path ----
+// vpdpbusd multiplies unsigned by signed bytes. Q8_0: activations go in as x + 128 (u8) against the signed
+// weights, and init = -128·Σw per lane (from the weights) cancels the offset. Q4_0: the nibbles q (0..15) go
+// in as u8 against signed activations, and the -8 of (q - 8) is the activation side's -8·Σx per lane (QActs::c).
 
-// Weight pair p (blocks 2p, 2p+1) of a Q8_0 / Q4_0 row as 64 signed bytes in the QActs byte order, the
-// per-lane block scales, and init = -128·Σw per lane (cancels the +128 offset of the u8 activations).
+// Weight pair p (blocks 2p, 2p+1) of a Q8_0 / Q4_0 row: 64 bytes in the QActs byte order, the per-lane block
+// scales, and (Q8_0) init. A missing second block (odd rows) reads as zero weights with scale 0.
 template <DType DT>
 inline void load_pair(const uint8_t* row, int64_t p, bool full, __m512i& wq, __m512& ws, __m512i& init) {
-  float da, db = 0;
+  // Lanes 8-15 (Q8_0) or 4-7, 12-15 (Q4_0) belong to block B; the fp16 scales are blended, then widened.
+  constexpr __mmask16 kB = DT == DType::Q8_0 ? 0xff00 : 0xf0f0;
   if constexpr (DT == DType::Q8_0) {
     const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + 2 * p;
     __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
-    __m256i qb = _mm256_setzero_si256();
-    da = _cvtsh_ss(b[0].d);
-    if (full) {
-      qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs));
-      db = _cvtsh_ss(b[1].d);
-    }
+    __m256i qb = full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)) : _mm256_setzero_si256();
+    const __m256i dh = _mm256_mask_blend_epi16(kB, _mm256_set1_epi16(short(b[0].d)),
+                                               _mm256_set1_epi16(full ? short(b[1].d) : short(0)));
+    ws = _mm512_cvtph_ps(dh);
     wq = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
-    ws = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(da), _mm512_set1_ps(db));
+    init = _mm512_sub_epi32(_mm512_setzero_si512(),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), wq));
   } else {
     const BlockQ4_0* b = reinterpret_cast<const BlockQ4_0*>(row) + 2 * p;
     __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
-    __m128i qb = _mm_set1_epi8(char(0x88));  // padding: code 8 is weight 0
-    da = _cvtsh_ss(b[0].d);
-    if (full) {
-      qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
-      db = _cvtsh_ss(b[1].d);
-    }
+    __m128i qb = full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs)) : _mm_setzero_si128();
+    const __m256i dh = _mm256_mask_blend_epi16(kB, _mm256_set1_epi16(short(b[0].d)),
+                                               _mm256_set1_epi16(full ? short(b[1].d) : short(0)));
+    ws = _mm512_cvtph_ps(dh);
     __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);  // [A | B] nibble bytes
     const __m256i lo4 = _mm256_set1_epi8(15);
     __m256i lo = _mm256_and_si256(v, lo4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-    // [A 0-15 | B 0-15 | A 16-31 | B 16-31] minus 8
-    wq = _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(8));
-    ws = _mm512_mask_blend_ps(0xf0f0, _mm512_set1_ps(da), _mm512_set1_ps(db));
+    wq = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // [A 0-15 | B 0-15 | A 16-31 | B 16-31]
+    init = _mm512_setzero_si512();
   }
-  init = _mm512_sub_epi32(_mm512_setzero_si512(),
-                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), wq));
+}
+
+// Integer dot of one pair, lanes of 4 products, with the offset corrections (see above).
+template <DType DT>
+inline __m512i dot_pair(__m512i wq, __m512i init, __m512i xv, __m512i xc) {
+  if constexpr (DT == DType::Q8_0) return _mm512_dpbusd_epi32(init, xv, wq);
+  return _mm512_dpbusd_epi32(xc, wq, xv);
 }
 
 // A row tile unpacked once per token block: per row and pair, 192 bytes = wq (64 s8), ws (16 f32), init
@@ -231,8 +243,9 @@ void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
   __m512 acc[T * R];
   ((acc[I] = _mm512_setzero_ps()), ...);
   const int64_t np = xq.n_pairs;
+  const int64_t next_tile = R > 1 ? (w[1] - w[0]) * R : 0;  // decode: prefetch the next row tile (see micro_f_seq)
   for (int64_t p = 0; p < np; ++p) {
-    __m512i wq[R], init[R], xv[T];
+    __m512i wq[R], init[R], xv[T], xc[T];
     __m512 ws[R], xs[T];
     for (int r = 0; r < R; ++r) {
       if constexpr (Unpacked) {
@@ -242,15 +255,16 @@ void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
         init[r] = _mm512_load_si512(o + 128);
       } else {
         if constexpr (T == 1)
-          _mm_prefetch(reinterpret_cast<const char*>(w[r]) + p * (DT == DType::Q8_0 ? 68 : 36) + kPrefetchBytes, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w[r]) + p * (DT == DType::Q8_0 ? 68 : 36) + next_tile, _MM_HINT_T0);
         load_pair<DT>(w[r], p, 2 * p + 1 < n_blocks, wq[r], ws[r], init[r]);
       }
     }
     for (int t = 0; t < T; ++t) {
       xv[t] = _mm512_loadu_si512(xq.q + (t * np + p) * 64);
       xs[t] = _mm512_loadu_ps(xq.s + (t * np + p) * 16);
+      if constexpr (DT == DType::Q4_0) xc[t] = _mm512_loadu_si512(xq.c + (t * np + p) * 16);
     }
-    ((acc[I] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[I % R], xv[I / R], wq[I % R])),
+    ((acc[I] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_pair<DT>(wq[I % R], init[I % R], xv[I / R], xc[I / R])),
                                _mm512_mul_ps(ws[I % R], xs[I / R]), acc[I])),
      ...);
   }
@@ -297,7 +311,7 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
       for (int i = 0; i < nr; ++i) rows[i] = unpack ? scratch + i * np * kUnpackedPair : w.row(r + i);
       for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
         const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
-        QActs sub{xq.q + t * np * 64, xq.s + t * np * 16, np};
+        QActs sub{xq.q + t * np * 64, xq.s + t * np * 16, xq.c ? xq.c + t * np * 16 : nullptr, np};
         (unpack ? pick_q<DT, true>(nr, tt) : pick_q<DT, false>(nr, tt))(rows, sub, nb, y + t * w.rows + r, w.rows);
       }
     }
@@ -323,23 +337,24 @@ void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y
   return rows_q<DType::Q4_0>(w, xq, n_tokens, y, r0, r1, s);
 }
 
-void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s) {
+void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c) {
   const int64_t nb = cols / kQK, np = (nb + 1) / 2;
+  const bool q8 = wtype == DType::Q8_0;
+  const __m512i off = _mm512_set1_epi32(q8 ? 128 : 0);  // Q8_0 takes x + 128 as u8, Q4_0 x as s8
   for (int64_t b = 0; b < nb; ++b, x += kQK) {
     __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     const float db = amax / 127.0f;
     const float id = db != 0 ? 1.0f / db : 0.0f;
     const __m512 vid = _mm512_set1_ps(id);
-    const __m512i off = _mm512_set1_epi32(128);
-    // Round to nearest even as quantize_activations_q8's nearbyint; then +128 into u8.
+    // Round to nearest even, as quantize_activations_q8's nearbyint.
     __m128i q0 = _mm512_cvtepi32_epi8(_mm512_add_epi32(
         _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), off));
     __m128i q1 = _mm512_cvtepi32_epi8(_mm512_add_epi32(
         _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), off));
     const int64_t p = b / 2, half = b % 2;
     uint8_t* dst = q + p * 64;
-    if (wtype == DType::Q8_0) {  // pair = [A 0-31 | B 0-31]
+    if (q8) {  // pair = [A 0-31 | B 0-31]
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + half * 32), q0);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + half * 32 + 16), q1);
     } else {  // pair = [A 0-15 | B 0-15 | A 16-31 | B 16-31], matching the nibble unpacking of Q4_0
@@ -348,18 +363,25 @@ void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q,
     }
     // Lane scales: lanes 0-7 block A, 8-15 block B (Q8_0); lanes 0-3, 8-11 A and 4-7, 12-15 B (Q4_0).
     for (int l = 0; l < 16; ++l)
-      if (((wtype == DType::Q8_0 ? l / 8 : (l / 4) % 2)) == half) s[p * 16 + l] = db;
+      if ((q8 ? l / 8 : (l / 4) % 2) == half) s[p * 16 + l] = db;
   }
-  if (nb % 2) {  // padding block of an odd row: x = 0 (u8 128) with scale 0
+  if (nb % 2) {  // padding block of an odd row: x = 0 with scale 0
     uint8_t* dst = q + (np - 1) * 64;
-    if (wtype == DType::Q8_0) {
+    if (q8) {
       std::memset(dst + 32, 0x80, 32);
     } else {
-      std::memset(dst + 16, 0x80, 16);
-      std::memset(dst + 48, 0x80, 16);
+      std::memset(dst + 16, 0, 16);
+      std::memset(dst + 48, 0, 16);
     }
     for (int l = 0; l < 16; ++l)
-      if ((wtype == DType::Q8_0 ? l / 8 : (l / 4) % 2) == 1) s[(np - 1) * 16 + l] = 0;
+      if ((q8 ? l / 8 : (l / 4) % 2) == 1) s[(np - 1) * 16 + l] = 0;
+  }
+  if (!q8) {  // c = -8·Σ (4 activations of the lane)
+    for (int64_t p = 0; p < np; ++p) {
+      const __m512i xv = _mm512_loadu_si512(q + p * 64);
+      const __m512i sum8 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), xv);
+      _mm512_storeu_si512(c + p * 16, _mm512_sub_epi32(_mm512_setzero_si512(), sum8));
+    }
   }
 }
 

@@ -11,9 +11,10 @@ namespace dm::kern {
 // Activations quantized for the int8 (VNNI) kernels, token after token. Blocks of 32 go in pairs of 64 bytes;
 // the byte order inside a pair matches how the kernel unpacks that weight dtype (see quantize_acts_avx512).
 struct QActs {
-  const uint8_t* q = nullptr;  // [n_tokens][n_pairs * 64]: quantized x + 128, as u8
+  const uint8_t* q = nullptr;  // [n_tokens][n_pairs * 64]: quantized x, as u8 x + 128 (Q8_0) or s8 x (Q4_0)
   const float* s = nullptr;    // [n_tokens][n_pairs * 16]: the block scale of each int32 lane of a pair's dot
                                // product (0 for the padding block of odd rows)
+  const int32_t* c = nullptr;  // Q4_0: [n_tokens][n_pairs * 16]: -8·Σ of each lane's 4 activations; else null
   int64_t n_pairs = 0;
 };
 
@@ -28,12 +29,15 @@ void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, in
 void rows_avx2(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
                float* scratch);
 
+// dequantize_rows() with AVX-512 for the K-quants (bit-identical to the scalar reference); others fall back.
+void dequantize_rows_avx512(const Weight& w, int64_t r0, int64_t r1, float* out);
+
 // Q8_0 / Q4_0 weights against QActs (AVX-512 VNNI). scratch: q8_scratch_bytes(cols), 64-byte aligned.
 void rows_q8_avx512(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
                     void* scratch);
 inline size_t q8_scratch_bytes(int64_t cols) { return size_t(kRowTile * (cols / 64 + 1) * 192); }
 // Quantizes one token's activations (cols values) for weights of dtype wtype (Q8_0 or Q4_0): the same q and
-// scales as quantize_activations_q8, laid out as QActs. q: [n_pairs * 64], s: [n_pairs * 16].
-void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s);
+// scales as quantize_activations_q8, laid out as QActs. q: [n_pairs * 64], s, c: [n_pairs * 16] (c: Q4_0 only).
+void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c);
 
 }  // namespace dm::kern

@@ -212,3 +212,54 @@ TEST(Linear, F8SliceRowsKeepsBlockScales) {
   linear(tw.w.slice_rows(128, 300 - 128), x.data(), 1, part.data(), nullptr);
   for (int64_t r = 0; r < 300 - 128; ++r) EXPECT_EQ(part[size_t(r)], all[size_t(r + 128)]);
 }
+
+TEST(Linear, MultiMatchesSeparateCalls) {
+  // A MoE-like group: experts of different dtypes and token counts (one with none), shared x for two of them.
+  ThreadPool pool(2);
+  struct Case {
+    DType t;
+    int64_t rows, cols, n;
+  };
+  const Case cases[] = {{DType::Q8_0, 96, 256, 7},  {DType::Q4_0, 130, 256, 1}, {DType::BF16, 64, 256, 0},
+                        {DType::F8_E4M3, 200, 300, 3}, {DType::Q6_K, 20, 512, 5},   {DType::F32, 33, 256, 17}};
+  for (Simd s : kPaths) {
+    if (!available(s)) continue;
+    std::vector<TestWeight> ws;
+    std::vector<std::vector<float>> xs, ys, want;
+    std::vector<LinearJob> jobs;
+    for (const Case& c : cases) {
+      ws.push_back(make_weight(c.t, c.rows, c.cols, unsigned(c.rows + c.cols)));
+      xs.push_back(rand_x(std::max<int64_t>(1, c.n) * c.cols, unsigned(c.n + 11)));
+      ys.emplace_back(size_t(std::max<int64_t>(1, c.n) * c.rows), NAN);
+      want.emplace_back(size_t(std::max<int64_t>(1, c.n) * c.rows), NAN);
+    }
+    for (size_t i = 0; i < ws.size(); ++i) {
+      jobs.push_back(LinearJob{ws[i].w, xs[i].data(), cases[i].n, ys[i].data()});
+      linear(ws[i].w, xs[i].data(), cases[i].n, want[i].data(), nullptr, LinearOptions{s, true});
+    }
+    linear_multi(jobs.data(), jobs.size(), &pool, LinearOptions{s, true});
+    for (size_t i = 0; i < ws.size(); ++i) {
+      if (cases[i].n == 0) {
+        EXPECT_TRUE(std::isnan(ys[i][0])) << "a job without tokens writes nothing";
+        continue;
+      }
+      ASSERT_EQ(0, std::memcmp(ys[i].data(), want[i].data(), ys[i].size() * 4)) << "job " << i << " simd " << int(s);
+    }
+  }
+}
+
+TEST(Linear, MultiSharesQuantizedActivations) {
+  // gate and up of an expert read the same x: one quantization serves both, results unchanged.
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    TestWeight gate = make_weight(t, 70, 192, 1), up = make_weight(t, 70, 192, 2);
+    auto x = rand_x(9 * 192, 3);
+    std::vector<float> g(9 * 70), u(9 * 70), g1(9 * 70), u1(9 * 70);
+    LinearJob jobs[] = {{gate.w, x.data(), 9, g.data()}, {up.w, x.data(), 9, u.data()}};
+    linear_multi(jobs, 2, &pool);
+    linear(gate.w, x.data(), 9, g1.data(), nullptr);
+    linear(up.w, x.data(), 9, u1.data(), nullptr);
+    EXPECT_EQ(g, g1);
+    EXPECT_EQ(u, u1);
+  }
+}

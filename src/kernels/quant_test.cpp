@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "kernels/linear.h"
+#include "kernels/linear_kernels.h"
 #include "kernels/quant.h"
 
 using namespace dm;
@@ -193,4 +194,25 @@ TEST(Quant, DequantizeRowsMatchesRowFunctions) {
   dequantize_rows(w, 1, 3, a.data());
   dequantize_row_q4_0(blocks.data() + 2, b.data(), 2 * 64);
   EXPECT_EQ(a, b);
+}
+
+TEST(Quant, SimdDequantizationIsBitExact) {
+  if (linear_simd(LinearOptions{Simd::Avx512, false}) != Simd::Avx512) GTEST_SKIP() << "no AVX-512";
+  std::mt19937 rng(11);
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const int64_t rows = 3, cols = 512;
+    std::vector<uint8_t> bytes(dtype_bytes(t, cols) * rows);
+    for (auto& b : bytes) b = uint8_t(rng());
+    const size_t bs = dtype_bytes(t, 256);
+    for (size_t off = 0; off < bytes.size(); off += bs) {  // finite fp16 super-block scales
+      uint16_t d = f32_to_f16(0.001f * float(1 + rng() % 100)), dmin = f32_to_f16(0.003f);
+      std::memcpy(&bytes[off + (t == DType::Q6_K ? 208 : 0)], &d, 2);
+      if (t != DType::Q6_K) std::memcpy(&bytes[off + 2], &dmin, 2);
+    }
+    Weight w{t, rows, cols, bytes.data(), nullptr};
+    std::vector<float> a(size_t(rows * cols)), b(size_t(rows * cols));
+    dequantize_rows(w, 0, rows, a.data());
+    kern::dequantize_rows_avx512(w, 0, rows, b.data());
+    ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << dtype_name(t);
+  }
 }

@@ -10,9 +10,16 @@ namespace dm {
 
 namespace {
 
-int64_t positive(const JsonConfig& c, const std::string& key, std::optional<int64_t> dflt = std::nullopt) {
+// Bounds that keep every shape product far from int64 overflow and reject nonsense early (no published model
+// comes near them).
+constexpr int64_t kMaxDim = int64_t(1) << 24;
+constexpr int64_t kMaxLayers = 1024, kMaxHeads = 4096, kMaxExperts = 4096;
+
+int64_t positive(const JsonConfig& c, const std::string& key, std::optional<int64_t> dflt = std::nullopt,
+                 int64_t max = kMaxDim) {
   int64_t v = dflt ? c.get_int(key, *dflt) : c.get_int(key);
   if (v <= 0) fail(c.path(), ": field '", key, "' must be > 0, found ", v);
+  if (v > max) fail(c.path(), ": field '", key, "' is ", v, ", more than the supported ", max);
   return v;
 }
 
@@ -42,13 +49,13 @@ void parse_rope(const JsonConfig& c, DenseConfig& d) {
   d.rope_theta = rs.get_double("rope_theta", d.rope_theta);
   std::string type = rs.has("rope_type") ? rs.get_string("rope_type") : rs.get_string("type", "default");
   if (type == "default") return;
-  if (type != "llama3")
-    fail(c.path(), ": field '", key, ".rope_type' is '", type, "'; supported: default, llama3");
+  if (type != "llama3") fail(c.path(), ": field '", key, ".rope_type' is '", type, "'; supported: default, llama3");
   d.rope_llama3 = true;
   d.llama3.factor = rs.get_double("factor");
   d.llama3.low_freq_factor = rs.get_double("low_freq_factor");
   d.llama3.high_freq_factor = rs.get_double("high_freq_factor");
-  d.llama3.original_max_position_embeddings = positive(rs, "original_max_position_embeddings");
+  d.llama3.original_max_position_embeddings =
+      positive(rs, "original_max_position_embeddings", std::nullopt, int64_t(1) << 40);
   if (!(d.llama3.factor > 0)) fail(rs.path(), ": field 'factor' must be > 0");
   if (!(d.llama3.high_freq_factor > d.llama3.low_freq_factor) || !(d.llama3.low_freq_factor > 0))
     fail(rs.path(), ": fields 'low_freq_factor' and 'high_freq_factor' must satisfy 0 < low < high");
@@ -67,11 +74,11 @@ void reject_sliding_window(const JsonConfig& c) {
 }
 
 void parse_moe(const JsonConfig& c, DenseConfig& d) {
-  d.num_experts = positive(c, "num_experts");
+  d.num_experts = positive(c, "num_experts", std::nullopt, kMaxExperts);
   d.num_experts_per_tok = positive(c, "num_experts_per_tok");
   if (d.num_experts_per_tok > d.num_experts)
-    fail(c.path(), ": field 'num_experts_per_tok' (", d.num_experts_per_tok, ") exceeds num_experts (",
-         d.num_experts, ")");
+    fail(c.path(), ": field 'num_experts_per_tok' (", d.num_experts_per_tok, ") exceeds num_experts (", d.num_experts,
+         ")");
   d.moe_intermediate_size = positive(c, "moe_intermediate_size");
   d.norm_topk_prob = c.get_bool("norm_topk_prob", false);
   d.decoder_sparse_step = positive(c, "decoder_sparse_step", 1);
@@ -80,8 +87,8 @@ void parse_moe(const JsonConfig& c, DenseConfig& d) {
     if (!m.is_array()) fail(c.path(), ": field 'mlp_only_layers' must be an array of layer indices");
     for (const auto& x : m) {
       if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= d.num_hidden_layers)
-        fail(c.path(), ": field 'mlp_only_layers' holds ", x.dump(), "; expected indices in [0, ",
-             d.num_hidden_layers, ")");
+        fail(c.path(), ": field 'mlp_only_layers' holds ", x.dump(), "; expected indices in [0, ", d.num_hidden_layers,
+             ")");
       d.mlp_only_layers.push_back(x.get<int64_t>());
     }
   }
@@ -130,8 +137,8 @@ DenseConfig parse_dense_config(const JsonConfig& c) {
   d.vocab_size = positive(c, "vocab_size");
   d.hidden_size = positive(c, "hidden_size");
   d.intermediate_size = positive(c, "intermediate_size");
-  d.num_hidden_layers = int(positive(c, "num_hidden_layers"));
-  d.num_attention_heads = positive(c, "num_attention_heads");
+  d.num_hidden_layers = int(positive(c, "num_hidden_layers", std::nullopt, kMaxLayers));
+  d.num_attention_heads = positive(c, "num_attention_heads", std::nullopt, kMaxHeads);
   d.num_key_value_heads = positive(c, "num_key_value_heads", d.num_attention_heads);
   if (d.num_attention_heads % d.num_key_value_heads != 0)
     fail(c.path(), ": field 'num_key_value_heads' (", d.num_key_value_heads, ") must divide num_attention_heads (",
@@ -141,7 +148,7 @@ DenseConfig parse_dense_config(const JsonConfig& c) {
     fail(c.path(), ": field 'hidden_size' must be a multiple of num_attention_heads when head_dim is absent");
   d.head_dim = positive(c, "head_dim", qwen3 ? 128 : d.hidden_size / d.num_attention_heads);
   if (d.head_dim % 2 != 0) fail(c.path(), ": field 'head_dim' must be even for rope, found ", d.head_dim);
-  d.max_position_embeddings = positive(c, "max_position_embeddings", 2048);
+  d.max_position_embeddings = positive(c, "max_position_embeddings", 2048, int64_t(1) << 40);
   d.rms_norm_eps = c.get_double("rms_norm_eps", 1e-6);
   if (!(d.rms_norm_eps > 0)) fail(c.path(), ": field 'rms_norm_eps' must be > 0");
   std::string act = c.get_string("hidden_act", "silu");
@@ -152,7 +159,8 @@ DenseConfig parse_dense_config(const JsonConfig& c) {
   if (c.has("deepmoe_rope_freq_factors")) {
     const auto& f = c.json()["deepmoe_rope_freq_factors"];
     if (!f.is_array() || int64_t(f.size()) != d.head_dim / 2)
-      fail(c.path(), ": field 'deepmoe_rope_freq_factors' must be an array of head_dim/2 = ", d.head_dim / 2, " numbers");
+      fail(c.path(), ": field 'deepmoe_rope_freq_factors' must be an array of head_dim/2 = ", d.head_dim / 2,
+           " numbers");
     for (const auto& x : f) {
       if (!x.is_number() || !(x.get<double>() > 0))
         fail(c.path(), ": field 'deepmoe_rope_freq_factors' holds ", x.dump(), "; expected positive numbers");

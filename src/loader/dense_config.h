@@ -44,10 +44,10 @@ struct DenseConfig {
   // frequency, as llama.cpp's rope_freqs.weight does (how its files carry llama3 scaling). Excludes rope_scaling.
   std::vector<double> rope_freq_factors;
 
-  bool qkv_bias = false;   // q/k/v_proj.bias: always for qwen2; attention_bias for llama/qwen3
-  bool o_bias = false;     // o_proj.bias: attention_bias for llama/qwen3 (never for qwen2)
-  bool mlp_bias = false;   // llama mlp_bias: gate/up/down_proj.bias
-  bool qk_norm = false;    // qwen3, qwen3_moe: q_norm/k_norm [head_dim] per head, before rope
+  bool qkv_bias = false;  // q/k/v_proj.bias: always for qwen2; attention_bias for llama/qwen3
+  bool o_bias = false;    // o_proj.bias: attention_bias for llama/qwen3 (never for qwen2)
+  bool mlp_bias = false;  // llama mlp_bias: gate/up/down_proj.bias
+  bool qk_norm = false;   // qwen3, qwen3_moe: q_norm/k_norm [head_dim] per head, before rope
   bool tie_word_embeddings = false;
 
   // Qwen3-MoE (num_experts == 0 otherwise).

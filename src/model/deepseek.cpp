@@ -114,7 +114,8 @@ void check_tensors(const DeepseekConfig& c, const std::vector<TensorSpec>& specs
     switch (s.kind) {
       case K::Linear: {
         const TensorView& v =
-            store.get(s.name, {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3}, s.shape);
+            store.get(s.name, {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3, DType::Q8_0, DType::Q4_0,
+                               DType::Q4_K, DType::Q5_K, DType::Q6_K}, s.shape);  // block types: GGUF files
         if (v.dtype == DType::F8_E4M3) {
           const int64_t r = s.shape[0], cc = s.shape[1];
           if (!store.contains(scale_name(s.name)))
@@ -123,7 +124,10 @@ void check_tensors(const DeepseekConfig& c, const std::vector<TensorSpec>& specs
         }
         break;
       }
-      case K::Embedding:
+      case K::Embedding:  // rows are looked up with dequantize_rows: GGUF's block types work too
+        store.get(s.name, {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K}, s.shape);
+        break;
       case K::Norm:
       case K::Router: store.get(s.name, {DType::F32, DType::BF16, DType::F16}, s.shape); break;
       case K::RouterBias:
@@ -154,27 +158,6 @@ std::vector<float> f32_vector(const WeightStore& store, const std::string& name)
 MlpWeights mlp_of(const WeightStore& store, const std::string& prefix) {
   return {weight_of(store, prefix + "gate_proj.weight"), weight_of(store, prefix + "up_proj.weight"),
           weight_of(store, prefix + "down_proj.weight")};
-}
-
-// YaRN-adjusted inverse frequencies in fp32, as inference/model.py precompute_freqs_cis computes them.
-std::vector<float> rope_inv_freq(const DeepseekConfig& c) {
-  const int64_t d = c.qk_rope_head_dim;
-  std::vector<float> f(static_cast<size_t>(d / 2));
-  for (int64_t i = 0; i < d / 2; ++i) f[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), float(2 * i) / float(d));
-  if (!c.yarn) return f;
-  auto corr_dim = [&](double rot) {
-    return double(d) * std::log(double(c.original_max_position_embeddings) / (rot * 2 * M_PI)) /
-           (2 * std::log(c.rope_theta));
-  };
-  double low = std::max(std::floor(corr_dim(c.beta_fast)), 0.0);
-  double high = std::min(std::ceil(corr_dim(c.beta_slow)), double(d - 1));
-  if (low == high) high += 0.001;
-  for (int64_t i = 0; i < d / 2; ++i) {
-    float ramp = std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
-    float smooth = 1 - ramp;
-    f[size_t(i)] = f[size_t(i)] / float(c.rope_factor) * (1 - smooth) + f[size_t(i)] * smooth;
-  }
-  return f;
 }
 
 }  // namespace
@@ -289,15 +272,37 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
   return m;
 }
 
+// inference/model.py precompute_freqs_cis: base^(-2i/d) in fp32, then the YaRN ramp between the correction dims.
+std::vector<float> rope_inv_freq(const DeepseekConfig& c) {
+  const int64_t d = c.qk_rope_head_dim;
+  std::vector<float> f(static_cast<size_t>(d / 2));
+  for (int64_t i = 0; i < d / 2; ++i) f[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), float(2 * i) / float(d));
+  if (!c.yarn) return f;
+  auto corr_dim = [&](double rot) {
+    return double(d) * std::log(double(c.original_max_position_embeddings) / (rot * 2 * M_PI)) /
+           (2 * std::log(c.rope_theta));
+  };
+  double low = std::max(std::floor(corr_dim(c.beta_fast)), 0.0);
+  double high = std::min(std::ceil(corr_dim(c.beta_slow)), double(d - 1));
+  if (low == high) high += 0.001;
+  for (int64_t i = 0; i < d / 2; ++i) {
+    float ramp = std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
+    float smooth = 1 - ramp;
+    f[size_t(i)] = f[size_t(i)] / float(c.rope_factor) * (1 - smooth) + f[size_t(i)] * smooth;
+  }
+  return f;
+}
+
 void deepseek_set_mla_impl(Model& model, MlaImpl impl) {
   auto* m = dynamic_cast<DeepseekModel*>(&model);
   DM_CHECK(m, "deepseek_set_mla_impl: not a DeepSeek model");
   m->mla_impl = impl;
 }
 
-void parallel_items(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
+                    const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  if (pool && pool->size() > 1 && n > 1)
+  if (pool && pool->size() > 1 && n > 1 && double(n) * cost_per_item > 65536)
     pool->parallel_for(n, fn);
   else
     fn(0, n);

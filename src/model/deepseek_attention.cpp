@@ -109,7 +109,7 @@ void DeepseekModel::attend_naive(const SeqRows& s, int il, const float* q, KvCac
   for (int64_t j = 0; j < n_ctx; ++j) std::memcpy(&ckv[size_t(j * lora)], ctx[size_t(j)], size_t(lora) * sizeof(float));
   linear(a.kv_b_proj, ckv.data(), n_ctx, kvb.data(), pool);
 
-  parallel_items(pool, s.n_new * H, [&](int64_t b, int64_t e) {
+  parallel_items(pool, s.n_new * H, double(n_ctx) * double(qk + vd), [&](int64_t b, int64_t e) {
     std::vector<float> scores(static_cast<size_t>(n_ctx));
     for (int64_t item = b; item < e; ++item) {
       const int64_t i = item / H, h = item % H, p = s.n_past + i;
@@ -136,7 +136,7 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
 
   // q_lat[i, h, :] = Σ_d q_nope[i, h, d] · W_UK[h, d, :]   ([n, H, kv_lora_rank]); each W row dequantized once.
   std::vector<float> q_lat(static_cast<size_t>(n * H * lora)), o_lat(size_t(n * H * lora));
-  parallel_items(pool, H, [&](int64_t h0, int64_t h1) {
+  parallel_items(pool, H, double(nope) * double(lora) * double(n + 1), [&](int64_t h0, int64_t h1) {
     std::vector<float> row(static_cast<size_t>(lora));
     for (int64_t h = h0; h < h1; ++h)
       for (int64_t d = 0; d < nope; ++d) {
@@ -146,7 +146,7 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
   });
 
   // Scores against the latent cache; o_lat[i, h, :] = Σ_j p_j · c_kv[j].
-  parallel_items(pool, n * H, [&](int64_t b, int64_t e) {
+  parallel_items(pool, n * H, double(n_ctx) * double(c.kv_width() + lora), [&](int64_t b, int64_t e) {
     std::vector<float> scores(static_cast<size_t>(n_ctx));
     for (int64_t item = b; item < e; ++item) {
       const int64_t i = item / H, h = item % H, p = s.n_past + i;
@@ -161,7 +161,7 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
   });
 
   // o[i, h, d] = o_lat[i, h, :] · W_UV[h, d, :]
-  parallel_items(pool, H, [&](int64_t h0, int64_t h1) {
+  parallel_items(pool, H, double(vd) * double(lora) * double(n + 1), [&](int64_t h0, int64_t h1) {
     std::vector<float> row(static_cast<size_t>(lora));
     for (int64_t h = h0; h < h1; ++h)
       for (int64_t d = 0; d < vd; ++d) {

@@ -81,13 +81,20 @@ class DeepseekModel : public Model {
   void rope_cos_sin(int64_t pos, float* cos, float* sin) const;
   // MoE FFN; fills trace rows [0, T) of `layer` when given.
   void moe(int il, const float* x, int64_t T, float* out, ThreadPool* pool, ForwardTrace* trace);
-  void route(const MoeWeights& m, const float* logits, int32_t* idx, float* w) const;
 
   ModelInfo info_;
 };
 
+// Router of one token: gate logits [n_routed_experts] -> the num_experts_per_tok selected experts (best biased
+// score first) and their weights. `bias`: e_score_correction_bias, or empty.
+void moe_route(const DeepseekConfig& c, const std::vector<float>& bias, const float* logits, int32_t* idx, float* w);
+// YaRN-adjusted RoPE inverse frequencies [qk_rope_head_dim / 2] in fp32, as inference/model.py computes them.
+std::vector<float> rope_inv_freq(const DeepseekConfig& c);
+
 void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out, ThreadPool* pool);
-// fn(i) for i in [0, n), split over the pool's threads (or inline without a pool).
-void parallel_items(ThreadPool* pool, int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+// fn(begin, end) over [0, n), split over the pool's threads when the work (n · cost_per_item multiply-adds) is
+// worth a fork-join, else inline.
+void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
+                    const std::function<void(int64_t begin, int64_t end)>& fn);
 
 }  // namespace dm

@@ -37,8 +37,7 @@ void top_k(const float* v, int64_t n, int64_t k, int32_t* out) {
 
 }  // namespace
 
-// logits: [n_routed_experts] gate outputs of one token -> idx, w: [num_experts_per_tok].
-void DeepseekModel::route(const MoeWeights& m, const float* logits, int32_t* idx, float* w) const {
+void moe_route(const DeepseekConfig& c, const std::vector<float>& bias, const float* logits, int32_t* idx, float* w) {
   const int64_t n = c.n_routed_experts, k = c.num_experts_per_tok;
   std::vector<float> s(logits, logits + n);  // scores, what the weights are taken from
   if (c.scoring_func == ScoringFunc::Softmax)
@@ -46,8 +45,8 @@ void DeepseekModel::route(const MoeWeights& m, const float* logits, int32_t* idx
   else
     for (float& v : s) v = 1.0f / (1.0f + std::exp(-v));
   std::vector<float> b = s;  // selection scores
-  if (!m.e_score_correction_bias.empty())
-    for (int64_t e = 0; e < n; ++e) b[size_t(e)] += m.e_score_correction_bias[size_t(e)];
+  if (!bias.empty())
+    for (int64_t e = 0; e < n; ++e) b[size_t(e)] += bias[size_t(e)];
 
   if (c.topk_method != TopkMethod::Greedy && c.n_group > 1) {
     const int64_t per = n / c.n_group;
@@ -92,7 +91,7 @@ void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPoo
   linear(m.gate, x, T, gate_logits.data(), pool);
   std::vector<int32_t> idx(static_cast<size_t>(T * k));  // [T, k]
   std::vector<float> w(static_cast<size_t>(T * k));      // [T, k]
-  for (int64_t t = 0; t < T; ++t) route(m, &gate_logits[size_t(t * n)], &idx[size_t(t * k)], &w[size_t(t * k)]);
+  for (int64_t t = 0; t < T; ++t) moe_route(c, m.e_score_correction_bias, &gate_logits[size_t(t * n)], &idx[size_t(t * k)], &w[size_t(t * k)]);
   if (trace) {
     auto& te = trace->experts[size_t(il)];
     auto& tw = trace->weights[size_t(il)];
@@ -102,11 +101,12 @@ void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPoo
     }
   }
 
-  // rows_of[e]: the (token, slot) entries t*k + j routed to expert e, in token order.
+  // rows_of[e]: the (token, slot) entries t*k + j routed to expert e, in token order. Experts run in ascending id,
+  // so each token accumulates its experts in that order whatever else is in the batch.
   std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(n));
   for (int64_t r = 0; r < T * k; ++r) rows_of[size_t(idx[size_t(r)])].push_back(r);
-  std::vector<float> expert_out(static_cast<size_t>(T * k * D));  // [T, k, hidden]: expert output of each slot, unweighted
-  std::vector<float> xe(static_cast<size_t>(T * D)), ye(size_t(T * D));
+  std::vector<float> routed(size_t(T * D), 0.0f);  // [T, hidden]: Σ w · expert(x)
+  std::vector<float> xe(size_t(T * D)), ye(size_t(T * D));  // [tokens of one expert, hidden]
   for (int64_t e = 0; e < n; ++e) {
     const auto& rows = rows_of[size_t(e)];
     if (rows.empty()) continue;
@@ -115,23 +115,14 @@ void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPoo
       std::memcpy(&xe[size_t(r * D)], x + (rows[size_t(r)] / k) * D, size_t(D) * sizeof(float));
     mlp_forward(m.experts[size_t(e)], xe.data(), ne, ye.data(), pool);
     for (int64_t r = 0; r < ne; ++r)
-      std::memcpy(&expert_out[size_t(rows[size_t(r)] * D)], &ye[size_t(r * D)], size_t(D) * sizeof(float));
+      axpy(w[size_t(rows[size_t(r)])], &ye[size_t(r * D)], D, &routed[size_t((rows[size_t(r)] / k) * D)]);
   }
 
   if (m.has_shared)
     mlp_forward(m.shared_experts, x, T, out, pool);
   else
     std::memset(out, 0, size_t(T * D) * sizeof(float));
-  std::vector<float> acc(static_cast<size_t>(D));
-  std::vector<int64_t> order(static_cast<size_t>(k));
-  for (int64_t t = 0; t < T; ++t) {
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[size_t(t * k + a)] < idx[size_t(t * k + b)]; });
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t j : order) axpy(w[size_t(t * k + j)], &expert_out[size_t((t * k + j) * D)], D, acc.data());
-    float* o = out + t * D;
-    for (int64_t d = 0; d < D; ++d) o[d] = acc[size_t(d)] + o[d];
-  }
+  for (int64_t i = 0; i < T * D; ++i) out[i] = routed[size_t(i)] + out[i];
 }
 
 }  // namespace dm

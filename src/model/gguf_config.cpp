@@ -1,9 +1,6 @@
 // GGUF metadata -> Hugging Face config.json fields, per architecture. Key names: llama.cpp gguf-py constants.py
 // (Keys.LLM / Keys.Attention / Keys.Rope); their HF sources: llama.cpp convert_hf_to_gguf.py (DeepseekV2Model,
-// Qwen2Model, LlamaModel, Qwen3Model, Qwen3MoeModel). Llama-3 rope: transformers' _compute_llama3_parameters.
-#include <cmath>
-#include <numbers>
-
+// Qwen2Model, LlamaModel, Qwen3Model, Qwen3MoeModel).
 #include "core/error.h"
 #include "model/gguf_model.h"
 
@@ -12,68 +9,6 @@ namespace dm {
 namespace {
 
 using nlohmann::json;
-
-// HF llama3 rope: the divisor of inv_freq at x = inv_freq / 2π, for parameters (factor, low, high, orig).
-double llama3_divisor(double x, double factor, double low, double high, double orig) {
-  double wavelen = 1 / x;
-  if (wavelen < orig / high) return 1;
-  if (wavelen > orig / low) return factor;
-  double s = (orig * x - low) / (high - low);
-  return 1 / ((1 - s) / factor + s);
-}
-
-// rope_freqs.weight holds, for each frequency i < d/2, the divisor f_i that llama.cpp's converter computed from HF's
-// llama3 parameters. Only A = orig/(high-low) and B = low/(high-low) shape the divisors (smooth s = A·x - B, clamped
-// to [0, 1]), so we solve for A, B from the points where 1 < f < factor (or place the ramp between the kept and the
-// divided frequencies when they are too few), pick orig, and check that every f_i is reproduced.
-json llama3_rope_scaling(const std::vector<double>& f, double theta, int64_t d, const std::string& ctx) {
-  double factor = 1;
-  for (double v : f) factor = std::max(factor, v);
-  if (factor <= 1 + 1e-6) return nullptr;
-  std::vector<double> x(f.size());
-  for (size_t i = 0; i < f.size(); ++i) x[i] = std::pow(theta, -2.0 * double(i) / double(d)) / (2 * std::numbers::pi);
-  double x_keep = -1, x_full = -1;  // smallest x kept (f = 1), largest x fully divided (f = factor)
-  std::vector<std::pair<double, double>> smooth;  // (x, s)
-  for (size_t i = 0; i < f.size(); ++i) {
-    if (std::fabs(f[i] - 1) <= 1e-5) {
-      x_keep = x_keep < 0 ? x[i] : std::min(x_keep, x[i]);
-    } else if (std::fabs(f[i] - factor) <= 1e-5 * factor) {
-      x_full = std::max(x_full, x[i]);
-    } else {
-      smooth.emplace_back(x[i], (1 / f[i] - 1 / factor) / (1 - 1 / factor));
-    }
-  }
-  double A = 0, B = 0;
-  if (smooth.size() >= 2) {
-    auto [xa, sa] = smooth.front();
-    auto [xb, sb] = smooth.back();
-    A = (sa - sb) / (xa - xb);
-    B = A * xa - sa;
-  } else if (smooth.size() == 1) {
-    auto [x1, s1] = smooth[0];
-    if (x_keep > 0) A = std::max(A, (1 - s1) / (x_keep - x1));
-    if (x_full > 0) A = std::max(A, s1 / (x1 - x_full));
-    if (A <= 0) A = 1 / x1;
-    B = A * x1 - s1;
-  } else if (x_keep > 0 && x_full > 0) {
-    A = 1 / (x_keep - x_full);
-    B = A * x_full;
-  } else {  // every frequency divided: put the ramp above the highest frequency
-    A = 1 / x_full;
-    B = 2;
-  }
-  if (!(A > 0) || !(B > 0)) fail(ctx, ": rope_freqs.weight does not follow Llama-3 rope scaling");
-  double orig = std::max(1.0, std::round(A / B));
-  double low = B * orig / A, high = (B + 1) * orig / A;
-  for (size_t i = 0; i < f.size(); ++i)
-    if (std::fabs(llama3_divisor(x[i], factor, low, high, orig) - f[i]) > 1e-5 * f[i])
-      fail(ctx, ": rope_freqs.weight[", i, "] = ", f[i], " does not follow Llama-3 rope scaling");
-  return {{"rope_type", "llama3"},
-          {"factor", factor},
-          {"low_freq_factor", low},
-          {"high_freq_factor", high},
-          {"original_max_position_embeddings", int64_t(orig)}};
-}
 
 struct Keys {
   const GgufFile& g;
@@ -206,14 +141,14 @@ json hf_config_from_gguf(const GgufFile& g) {
     c["mlp_only_layers"] = json::array();
   } else if (k.a == "llama") {
     c = dense(k, "llama", "LlamaForCausalLM");
+    // llama.cpp permutes Q/K rows so that rope rotates adjacent pairs, and stores Llama-3 scaling as per-frequency
+    // divisors: both are config extensions of the llama family (see model/llama.h).
+    c["deepmoe_rope_adjacent"] = true;
     if (const GgufTensor* t = g.find_tensor("rope_freqs.weight")) {
       TensorView v = g.view(*t);
       if (v.dtype != DType::F32 || v.ndim() != 1) fail(g.path(), ": rope_freqs.weight must be a 1-D F32 tensor");
-      std::vector<double> f(v.f32(), v.f32() + v.numel());
-      int64_t d = k.oi("rope.dimension_count").value_or(c["head_dim"].get<int64_t>());
-      if (int64_t(f.size()) * 2 != d)
-        fail(g.path(), ": rope_freqs.weight has ", f.size(), " entries, expected rope.dimension_count/2 = ", d / 2);
-      c["rope_scaling"] = llama3_rope_scaling(f, c["rope_theta"].get<double>(), d, g.path());
+      c["deepmoe_rope_freq_factors"] = std::vector<double>(v.f32(), v.f32() + v.numel());
+      c["rope_scaling"] = nullptr;
     }
   } else {
     fail(g.path(), ": unsupported GGUF architecture '", k.a,

@@ -2,7 +2,8 @@
 // Layouts (llama.cpp convert_hf_to_gguf.py): GGML dims are the HF shape reversed, so most tensors are views.
 // Stacked experts ffn_{gate,up,down}_exps {in, out, n_expert}: expert e is the contiguous slice e of n_expert.
 // DeepSeek attn_k_b {nope, kv_lora, n_head} = kv_b_proj's k rows transposed per head, attn_v_b {kv_lora, v, n_head}
-// its v rows. Llama attn_q/attn_k rows are permuted per head: GGUF row 2i+h holds HF row h·(head_dim/2)+i.
+// its v rows. Llama attn_q/attn_k rows stay in llama.cpp's permuted order (GGUF row 2i+p of a head holds HF row
+// p·head_dim/2 + i); the config says so with deepmoe_rope_adjacent (model/llama.h).
 #include "model/gguf_model.h"
 
 #include <cstring>
@@ -77,23 +78,6 @@ struct Builder {
     store.add_owned(cat("model.layers.", layer, ".self_attn.kv_b_proj.weight"), *kb.file, dt, {rows, kv_lora},
                     std::move(buf));
   }
-
-  // Llama Q/K: undo llama.cpp's per-head row permutation (rows are whole quantized rows, so any dtype works).
-  void add_unpermuted(const std::string& hf, const GgufTensor& t, int64_t n_head) {
-    TensorView v = g.view(t);
-    if (v.ndim() != 2 || n_head <= 0 || v.dim(0) % (2 * n_head) != 0)
-      fail(*t.file, ": tensor '", t.name(), "' ", shape_str(v.shape), " has no whole heads of ", n_head);
-    const int64_t rows = v.dim(0), hd = rows / n_head, half = hd / 2;
-    const size_t row_bytes = v.nbytes / size_t(rows);
-    Buffer buf(v.nbytes);
-    const auto* src = static_cast<const uint8_t*>(v.data);
-    for (int64_t h = 0; h < n_head; ++h)
-      for (int64_t i = 0; i < half; ++i)
-        for (int64_t p = 0; p < 2; ++p)
-          std::memcpy(buf.as<uint8_t>() + size_t(h * hd + p * half + i) * row_bytes,
-                      src + size_t(h * hd + 2 * i + p) * row_bytes, row_bytes);
-    store.add_owned(hf, *t.file, v.dtype, v.shape, std::move(buf));
-  }
 };
 
 }  // namespace
@@ -116,11 +100,6 @@ std::shared_ptr<WeightStore> hf_weights_from_gguf(const GgufFile& g, const nlohm
     bool in_layer = split_layer_name(name, "blk.", layer, rest);
     if (in_layer && layer >= n_layers) continue;  // MTP (nextn) layers are not part of the main model
     if (name == "rope_freqs.weight") continue;    // folded into rope_scaling by hf_config_from_gguf
-    if (in_layer && arch == "llama" && (rest == "attn_q.weight" || rest == "attn_k.weight")) {
-      int64_t heads = config.at(rest == "attn_q.weight" ? "num_attention_heads" : "num_key_value_heads");
-      b.add_unpermuted(hf_name_from_gguf(name), t, heads);
-      continue;
-    }
     if (in_layer && rest.size() > 12 && rest.compare(rest.size() - 12, 12, "_exps.weight") == 0) {
       std::string proj = rest.substr(4, rest.size() - 16);  // "ffn_gate_exps.weight" -> "gate"
       if (proj != "gate" && proj != "up" && proj != "down") fail(*t.file, ": unexpected tensor '", name, "'");

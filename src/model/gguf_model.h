@@ -2,9 +2,9 @@
 // `<arch>.*` metadata keys, and a WeightStore with HF tensor names. Model code never sees GGUF.
 // Architectures: deepseek2 (DeepSeek V2/V2-Lite/V3/R1, both the attn_kv_b and the attn_k_b/attn_v_b layouts),
 // qwen2, llama, qwen3, qwen3moe. Layouts that agree with HF are zero-copy views into the mapped file (stacked
-// experts become per-expert slices); the others are re-laid-out into owned tensors at load (kv_b_proj from
-// attn_k_b/attn_v_b, Llama's Q/K rows un-permuted). Llama-3 rope scaling stored as the per-frequency tensor
-// rope_freqs.weight is turned back into HF's llama3 rope_scaling parameters.
+// experts become per-expert slices, Llama's permuted Q/K rows stay as they are with the family's
+// deepmoe_rope_adjacent flag); kv_b_proj is rebuilt from attn_k_b/attn_v_b into an owned tensor. Llama-3 rope
+// scaling, stored as rope_freqs.weight, becomes the family's deepmoe_rope_freq_factors.
 #pragma once
 #include <memory>
 #include <string>

@@ -3,12 +3,13 @@
 // logits = lm_head(rms_norm(h)). Grouped-query attention: query head i reads KV head i / (heads / kv_heads).
 // Rope: transformers' default inverse frequencies theta^(-2i/d), optionally rescaled by llama3's rule
 // (_compute_llama3_parameters), applied with rotate_half (or adjacent pairs for permuted GGUF rows).
+#include "model/llama.h"
+
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
 #include "kernels/ops.h"
-#include "model/llama.h"
 #include "model/llama_internal.h"
 
 namespace dm {
@@ -105,11 +106,13 @@ void LlamaModel::check_batch(std::span<const SeqInput> batch, const KvCache& kv)
     if (in.tokens.empty()) fail("sequence ", s, " of the batch has no new tokens");
     if (in.n_past < 0) fail("sequence ", s, ": n_past is negative");
     for (int32_t t : in.tokens)
-      if (t < 0 || t >= c_.vocab_size) fail("sequence ", s, ": token id ", t, " outside the vocabulary [0, ", c_.vocab_size, ")");
+      if (t < 0 || t >= c_.vocab_size)
+        fail("sequence ", s, ": token id ", t, " outside the vocabulary [0, ", c_.vocab_size, ")");
     const int64_t end = in.n_past + int64_t(in.tokens.size());
     const int64_t need = (end + kv.block_size() - 1) / kv.block_size();
     if (int64_t(in.blocks.size()) < need)
-      fail("sequence ", s, ": block table has ", in.blocks.size(), " blocks, ", need, " needed for ", end, " positions");
+      fail("sequence ", s, ": block table has ", in.blocks.size(), " blocks, ", need, " needed for ", end,
+           " positions");
     for (int64_t b = 0; b < need; ++b)
       if (in.blocks[size_t(b)] < 0 || in.blocks[size_t(b)] >= kv.n_blocks())
         fail("sequence ", s, ": block id ", in.blocks[size_t(b)], " outside the cache [0, ", kv.n_blocks(), ")");
@@ -118,8 +121,8 @@ void LlamaModel::check_batch(std::span<const SeqInput> batch, const KvCache& kv)
 
 // Grouped-query attention for every new token: q/k/v projections, q/k norms (qwen3), rope, K/V into the cache,
 // then causal softmax(q·kᵀ / sqrt(head_dim)) · v over the sequence's cached positions. out: [n, hidden].
-void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std::vector<Token>& toks,
-                           const float* xn, KvCache& kv, float* out, ThreadPool* pool) const {
+void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std::vector<Token>& toks, const float* xn,
+                           KvCache& kv, float* out, ThreadPool* pool) const {
   const DecoderLayer& L = w_.layers[size_t(layer)];
   const int64_t n = int64_t(toks.size()), D = c_.head_dim, H = c_.num_attention_heads, KV = c_.num_key_value_heads;
   const int64_t half = D / 2, group = H / KV;
@@ -242,7 +245,8 @@ bool is_llama_family(const std::string& model_type) { return is_dense_model_type
 
 std::unique_ptr<Model> load_llama(const JsonConfig& config, std::shared_ptr<const WeightStore> weights,
                                   const LoadOptions& opts) {
-  if (!opts.quant.empty()) fail("--quant ", opts.quant, " is not supported for ", config.get_string("model_type"), " yet");
+  if (!opts.quant.empty())
+    fail("--quant ", opts.quant, " is not supported for ", config.get_string("model_type"), " yet");
   return std::make_unique<LlamaModel>(parse_dense_config(config), std::move(weights));
 }
 

@@ -23,5 +23,8 @@ bool is_llama_family(const std::string& model_type);  // qwen2, llama, qwen3, qw
 std::unique_ptr<Model> load_llama(const JsonConfig& config, std::shared_ptr<const WeightStore> weights,
                                   const LoadOptions& opts);
 std::vector<TensorSpec> llama_tensor_specs(const JsonConfig& config);
+// What a checkpoint of this config would be, without weights (`deepmoe inspect` on a bare config): sizes from
+// the tensor specs at the config's dtype / torch_dtype (bf16 if absent).
+ModelInfo llama_config_info(const JsonConfig& config);
 
 }  // namespace dm

@@ -1,5 +1,5 @@
-// Internal to the Llama-style family (llama.cpp, llama_weights.cpp, qwen3_moe.cpp): the weights of one decoder layer and the FFN
-// blocks. Norm weights and biases are converted to f32 at load; linear weights stay in their stored dtype.
+// Internal to the Llama-style family (llama.cpp, llama_weights.cpp, qwen3_moe.cpp): the weights of one decoder layer
+// and the FFN blocks. Norm weights and biases are converted to f32 at load; linear weights stay in their stored dtype.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -53,8 +53,8 @@ struct DecoderLayer {
   Linear o_proj;                                // [hidden, heads * head_dim] (+ bias)
   std::vector<float> q_norm, k_norm;            // [head_dim] (qwen3), else empty
   bool is_moe = false;
-  SwiGlu mlp;   // dense layers
-  MoeFfn moe;   // routed layers
+  SwiGlu mlp;  // dense layers
+  MoeFfn moe;  // routed layers
 };
 
 // Every weight of a model, bound to the store's tensors (which must outlive it), plus size accounting.

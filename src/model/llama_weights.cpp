@@ -61,6 +61,37 @@ std::vector<TensorSpec> llama_tensor_specs(const JsonConfig& config) {
   return dense_tensor_specs(parse_dense_config(config));
 }
 
+ModelInfo llama_config_info(const JsonConfig& config) {
+  const DenseConfig c = parse_dense_config(config);
+  ModelInfo m;
+  m.architecture = c.architecture;
+  m.model_type = c.model_type;
+  m.vocab_size = c.vocab_size;
+  m.hidden_size = c.hidden_size;
+  m.n_layers = c.num_hidden_layers;
+  m.kv_width = c.kv_width();
+  m.max_context = c.max_position_embeddings;
+  m.eos_token_ids = c.eos_token_ids;
+  m.bos_token_id = c.bos_token_id;
+  const std::string dt = c.dtype.empty() ? "bfloat16" : c.dtype;
+  const int64_t elem = dt == "float32" ? 4 : 2;
+  int64_t expert = 0, embed = 0;
+  for (const TensorSpec& t : dense_tensor_specs(c)) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    m.n_params += n;
+    if (t.name.find(".mlp.experts.") != std::string::npos) expert += n;
+    if (t.kind == Kind::Embedding) embed += n;
+  }
+  const int64_t active_expert = c.num_experts ? expert / c.num_experts * c.num_experts_per_tok : expert;
+  m.n_active_params = m.n_params - expert + active_expert;
+  m.weight_bytes = m.n_params * elem;
+  // Decoding reads every dense weight, k experts per routed layer, and one embedding row (all of it when tied).
+  m.weight_bytes_per_token = (m.n_active_params - (c.tie_word_embeddings ? 0 : embed)) * elem;
+  m.dtype_summary = dt + " (from config)";
+  return m;
+}
+
 namespace {
 
 // Looks tensors up by name, checking them against the spec's shape and the dtypes the kernels accept.
@@ -99,7 +130,8 @@ class Binder {
     if (t.view.nbytes != w.bytes())
       fail(t.file, ": tensor '", name, "' holds ", t.view.nbytes, " bytes, expected ", w.bytes());
     if (w.dtype == DType::F8_E4M3) {
-      const TensorView& sv = store_.get(name + "_scale_inv", {DType::F32}, {(w.rows + 127) / 128, (w.cols + 127) / 128});
+      const TensorView& sv =
+          store_.get(name + "_scale_inv", {DType::F32}, {(w.rows + 127) / 128, (w.cols + 127) / 128});
       w.scale_inv = sv.f32();
       used_++;
     }
@@ -120,17 +152,18 @@ class Binder {
   // Norm weights and biases: any float dtype, converted to f32.
   std::vector<float> vec(const std::string& name) {
     const StoredTensor& t = tensor(name);
+    const bool is_float = t.view.dtype == DType::F32 || t.view.dtype == DType::BF16 || t.view.dtype == DType::F16;
+    if (!is_float)
+      fail(t.file, ": tensor '", name, "' has dtype ", dtype_name(t.view.dtype), ", expected F32, BF16 or F16");
+    if (t.view.nbytes != dtype_bytes(t.view.dtype, t.view.numel()))
+      fail(t.file, ": tensor '", name, "' holds ", t.view.nbytes, " bytes, expected ",
+           dtype_bytes(t.view.dtype, t.view.numel()));
     std::vector<float> out(size_t(t.view.numel()));
     const auto* u16 = static_cast<const uint16_t*>(t.view.data);
-    for (size_t i = 0; i < out.size(); ++i) {
-      switch (t.view.dtype) {
-        case DType::F32: out[i] = t.view.f32()[i]; break;
-        case DType::BF16: out[i] = bf16_to_f32(u16[i]); break;
-        case DType::F16: out[i] = f16_to_f32(u16[i]); break;
-        default:
-          fail(t.file, ": tensor '", name, "' has dtype ", dtype_name(t.view.dtype), ", expected F32, BF16 or F16");
-      }
-    }
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = t.view.dtype == DType::F32    ? t.view.f32()[i]
+               : t.view.dtype == DType::BF16 ? bf16_to_f32(u16[i])
+                                             : f16_to_f32(u16[i]);
     return out;
   }
 
@@ -165,7 +198,8 @@ DenseWeights bind_dense_weights(const DenseConfig& c, const WeightStore& store) 
     L.is_moe = c.layer_is_moe(i);
     if (L.is_moe) {
       L.moe.gate = b.weight(p + "mlp.gate.weight");
-      for (int64_t e = 0; e < c.num_experts; ++e) L.moe.experts.push_back(b.swiglu(cat(p, "mlp.experts.", e, "."), false));
+      for (int64_t e = 0; e < c.num_experts; ++e)
+        L.moe.experts.push_back(b.swiglu(cat(p, "mlp.experts.", e, "."), false));
       L.moe.num_experts_per_tok = c.num_experts_per_tok;
       L.moe.norm_topk_prob = c.norm_topk_prob;
     } else {
@@ -190,8 +224,9 @@ DenseWeights bind_dense_weights(const DenseConfig& c, const WeightStore& store) 
       w.expert_bytes += bytes;
     }
     if (s.kind == Kind::Embedding) w.embed_bytes += bytes;
-    w.dtypes[std::string(s.kind == Kind::Norm ? "norms " : s.kind == Kind::Bias ? "biases " : "weights ")]
-            [std::string(dtype_name(t->view.dtype))]++;
+    w.dtypes[std::string(s.kind == Kind::Norm   ? "norms "
+                         : s.kind == Kind::Bias ? "biases "
+                                                : "weights ")][std::string(dtype_name(t->view.dtype))]++;
   }
   return w;
 }

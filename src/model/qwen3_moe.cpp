@@ -59,8 +59,7 @@ void MoeFfn::apply(const float* x, int64_t n, float* out, ThreadPool* pool,
     const int64_t m = int64_t(r.size());
     xs.resize(size_t(m * hidden));
     ys.resize(size_t(m * hidden));
-    for (int64_t i = 0; i < m; ++i)
-      std::copy_n(x + (r[size_t(i)] / k) * hidden, hidden, xs.data() + i * hidden);
+    for (int64_t i = 0; i < m; ++i) std::copy_n(x + (r[size_t(i)] / k) * hidden, hidden, xs.data() + i * hidden);
     experts[size_t(e)].apply(xs.data(), m, ys.data(), pool);
     for (int64_t i = 0; i < m; ++i) std::copy_n(ys.data() + i * hidden, hidden, y.data() + r[size_t(i)] * hidden);
   }

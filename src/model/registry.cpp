@@ -63,34 +63,9 @@ ModelInfo describe_model(const std::string& path) {
   if (has_weights(path)) weights = std::make_unique<WeightStore>(WeightStore::open_safetensors(path));
   switch (f) {
     case Family::Deepseek: return deepseek_model_info(cfg, weights.get());
-    case Family::Llama: {
+    case Family::Llama:
       if (weights) return load_llama(cfg, std::make_shared<const WeightStore>(std::move(*weights)), {})->info();
-      // Config only: what a checkpoint of this config would hold, at its torch_dtype.
-      ModelInfo m;
-      m.architecture = cfg.json().value("architectures", nlohmann::json::array()).value(0, "");
-      m.model_type = cfg.get_string("model_type", "");
-      m.vocab_size = cfg.get_int("vocab_size");
-      m.hidden_size = cfg.get_int("hidden_size");
-      m.n_layers = int(cfg.get_int("num_hidden_layers"));
-      m.max_context = cfg.get_int("max_position_embeddings", 0);
-      const int64_t head_dim = cfg.get_int("head_dim", m.hidden_size / cfg.get_int("num_attention_heads"));
-      m.kv_width = 2 * cfg.get_int("num_key_value_heads", cfg.get_int("num_attention_heads")) * head_dim;
-      const std::string dt = cfg.get_string("torch_dtype", cfg.get_string("dtype", "bfloat16"));
-      const int64_t elem = dt == "float32" ? 4 : 2;
-      const int64_t n_exp = cfg.get_int("num_experts", 0), k = cfg.get_int("num_experts_per_tok", 0);
-      int64_t expert_params = 0;
-      for (const TensorSpec& t : llama_tensor_specs(cfg)) {
-        int64_t n = 1;
-        for (int64_t d : t.shape) n *= d;
-        m.n_params += n;
-        if (t.name.find(".mlp.experts.") != std::string::npos) expert_params += n;
-      }
-      m.n_active_params = m.n_params - expert_params + (n_exp ? expert_params / n_exp * k : 0);
-      m.weight_bytes = m.n_params * elem;
-      m.weight_bytes_per_token = m.n_active_params * elem;
-      m.dtype_summary = dt + " (from config)";
-      return m;
-    }
+      return llama_config_info(cfg);  // config only
   }
   fail(cfg.path(), ": unsupported model");
 }

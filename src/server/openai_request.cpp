@@ -9,7 +9,7 @@ namespace dm {
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // Checks fields of one JSON object; the first failure wins and is reported with its path.
 class Fields {

@@ -35,12 +35,12 @@ struct SamplingRequest {
 
 struct ChatRequest {
   std::string model;
-  nlohmann::json messages;  // validated array, passed to the chat template as given
-  nlohmann::json tools;     // array or null
+  nlohmann::ordered_json messages;  // validated array, passed to the chat template as given (key order kept)
+  nlohmann::ordered_json tools;     // array or null
   std::string tool_choice = "auto";  // auto | none | required | function
   std::string tool_choice_name;      // for tool_choice == "function"
   bool json_object = false;          // response_format {"type": "json_object"}
-  nlohmann::json chat_template_kwargs = nlohmann::json::object();
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   bool stream = false;
   bool include_usage = false;
   SamplingRequest sampling;

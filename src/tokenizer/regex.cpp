@@ -58,7 +58,22 @@ std::string rewrite_white_space_classes(std::string_view p) {
 RegexScratch::RegexScratch() : data_(pcre2_match_data_create(1, nullptr)) {
   DM_CHECK(data_ != nullptr, "out of memory");
 }
-RegexScratch::~RegexScratch() { pcre2_match_data_free(data_); }
+RegexScratch::~RegexScratch() {
+  pcre2_match_context_free(context_);
+  pcre2_jit_stack_free(stack_);
+  pcre2_match_data_free(data_);
+}
+
+pcre2_match_context* RegexScratch::big_stack_context() {
+  if (!context_) {
+    // 256 MiB of address space at most, committed only as the match goes deeper.
+    stack_ = pcre2_jit_stack_create(64 * 1024, 256 * 1024 * 1024, nullptr);
+    context_ = pcre2_match_context_create(nullptr);
+    DM_CHECK(stack_ && context_, "out of memory");
+    pcre2_jit_stack_assign(context_, nullptr, stack_);
+  }
+  return context_;
+}
 
 Regex::Regex(std::string_view pattern) : pattern_(pattern) {
   std::string rewritten = rewrite_white_space_classes(pattern);
@@ -85,6 +100,8 @@ void Regex::find_all(std::string_view text, RegexScratch& scratch,
   while (pos <= text.size()) {
     int rc = jit_ ? pcre2_jit_match(code_.get(), subject, text.size(), pos, 0, md, nullptr)
                   : pcre2_match(code_.get(), subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // the default 32 KiB stack is too small for this word: retry bigger
+      rc = pcre2_jit_match(code_.get(), subject, text.size(), pos, 0, md, scratch.big_stack_context());
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];

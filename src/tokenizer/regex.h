@@ -1,7 +1,8 @@
 // PCRE2 (UTF + UCP + JIT) regex for pre-tokenizer patterns, iterated like the Oniguruma find_iter that
 // Hugging Face tokenizers uses: an empty match right after the previous match is skipped by one character.
 // note: \s and \S are rewritten to the Unicode White_Space set, because PCRE2's \s (Z + \h + \v) also matches
-// U+180E, which Oniguruma's does not.
+// U+180E, which Oniguruma's does not. Matching starts on PCRE2's default 32 KiB JIT stack and retries on a
+// 256 MiB one (reserved, committed on use) when a pattern with repeated groups runs deep on a long word.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -11,6 +12,8 @@
 
 struct pcre2_real_code_8;
 struct pcre2_real_match_data_8;
+struct pcre2_real_match_context_8;
+struct pcre2_real_jit_stack_8;
 
 namespace dm {
 
@@ -22,9 +25,13 @@ class RegexScratch {
   RegexScratch(const RegexScratch&) = delete;
   RegexScratch& operator=(const RegexScratch&) = delete;
   pcre2_real_match_data_8* data() { return data_; }
+  // A match context with a large JIT stack, made on first need (patterns with repeated groups on long words).
+  pcre2_real_match_context_8* big_stack_context();
 
  private:
   pcre2_real_match_data_8* data_;
+  pcre2_real_match_context_8* context_ = nullptr;
+  pcre2_real_jit_stack_8* stack_ = nullptr;
 };
 
 class Regex {

@@ -314,6 +314,11 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json, const std::str
 Tokenizer Tokenizer::from_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   fs::path d(dir);
+  std::error_code ec;
+  if (fs::is_regular_file(d, ec)) {
+    if (d.extension() == ".gguf") fail(dir, ": a GGUF file; its vocabulary is read by the GGUF loader (Tokenizer::from_spec)");
+    d = d.parent_path();  // a path to tokenizer.json itself
+  }
   if (!fs::exists(d / "tokenizer.json")) fail(dir, ": no tokenizer.json in this directory");
   std::string tj = read_file(d / "tokenizer.json");
   std::string tc;

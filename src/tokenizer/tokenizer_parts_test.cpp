@@ -76,6 +76,10 @@ TEST(Split, RegexWithUnicodeClasses) {
   // \s is Unicode White_Space: U+3000 and U+00A0 are spaces, U+180E and U+200B are not.
   json ws = {{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Removed"}, {"invert", false}};
   EXPECT_EQ(pre_tokenize(ws, "a\u3000b\u00a0c\u180Ed\u200Be"), (V{"a", "b", "c\u180Ed\u200Be"}));
+  // A repeated group over a 1 MiB word overflows PCRE2's default JIT stack; the larger one takes over.
+  json group = {{"type", "Split"}, {"pattern", {{"Regex", "(?:a|bc)+"}}}, {"behavior", "Isolated"}, {"invert", false}};
+  std::string word(1 << 20, 'a');
+  EXPECT_EQ(pre_tokenize(group, word + "x").size(), 2u);
   json bad = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
   EXPECT_THROW(make_pre_tokenizer(bad, "test"), Error);
 }

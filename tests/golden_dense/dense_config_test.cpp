@@ -1,11 +1,12 @@
 // Config parsing of the Llama-style family (every fixture config and golden config of these families), errors
 // that name the field, and tensor specs at full size (names equal the published index of R1-Distill-Qwen).
+#include "loader/dense_config.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
 #include "dense_test_util.h"
-#include "loader/dense_config.h"
 #include "model/llama.h"
 
 using namespace dm;
@@ -105,7 +106,10 @@ TEST(DenseConfig, ErrorsNameTheField) {
     return msg.find(what) != std::string::npos && msg.find("edited/config.json") != std::string::npos;
   };
   EXPECT_TRUE(has(parse_error(q, [](auto& j) { j["use_sliding_window"] = true; }), "use_sliding_window"));
-  EXPECT_TRUE(has(parse_error(q, [](auto& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}}; }),
+  EXPECT_TRUE(has(parse_error(q,
+                              [](auto& j) {
+                                j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
+                              }),
                   "rope_scaling.rope_type"));
   EXPECT_TRUE(has(parse_error(q, [](auto& j) { j["hidden_act"] = "gelu"; }), "hidden_act"));
   EXPECT_TRUE(has(parse_error(q, [](auto& j) { j["num_key_value_heads"] = 5; }), "num_key_value_heads"));
@@ -119,13 +123,29 @@ TEST(DenseConfig, ErrorsNameTheField) {
   EXPECT_TRUE(has(parse_error(m, [](auto& j) { j["num_experts_per_tok"] = 200; }), "num_experts_per_tok"));
   EXPECT_TRUE(has(parse_error(m, [](auto& j) { j["mlp_only_layers"] = {48}; }), "mlp_only_layers"));
   EXPECT_TRUE(has(parse_error(m, [](auto& j) { j.erase("moe_intermediate_size"); }), "moe_intermediate_size"));
-  EXPECT_TRUE(has(parse_error(m, [](auto& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8}}; }),
+  EXPECT_TRUE(has(parse_error(m,
+                              [](auto& j) {
+                                j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8}};
+                              }),
                   "low_freq_factor"));
-  EXPECT_TRUE(has(parse_error(q, [](auto& j) { j["deepmoe_rope_freq_factors"] = {1.0, 2.0}; }),
+  EXPECT_TRUE(has(parse_error(q,
+                              [](auto& j) {
+                                j["deepmoe_rope_freq_factors"] = {1.0, 2.0};
+                              }),
                   "deepmoe_rope_freq_factors"));
   // Accepted: torch_dtype or dtype, sliding-window fields that are off, eos lists.
-  EXPECT_EQ(parse_error(q, [](auto& j) { j.erase("torch_dtype"); j["dtype"] = "bfloat16"; }), "");
-  EXPECT_EQ(parse_error(q, [](auto& j) { j["sliding_window"] = 4096; j["eos_token_id"] = {1, 2}; }), "");
+  EXPECT_EQ(parse_error(q,
+                        [](auto& j) {
+                          j.erase("torch_dtype");
+                          j["dtype"] = "bfloat16";
+                        }),
+            "");
+  EXPECT_EQ(parse_error(q,
+                        [](auto& j) {
+                          j["sliding_window"] = 4096;
+                          j["eos_token_id"] = {1, 2};
+                        }),
+            "");
 }
 
 TEST(DenseSpecs, R1DistillQwenNamesEqualThePublishedIndex) {
@@ -173,6 +193,13 @@ TEST(DenseSpecs, Qwen3MoeFullSize) {
       EXPECT_EQ(t.shape, (std::vector<int64_t>{2048, 768}));
   }
   EXPECT_EQ(n, 30532122624);  // Qwen3-30B-A3B: 30.5B parameters
+  // Config only (inspect without weights): Qwen3-30B-A3B activates 3.3B parameters per token.
+  ModelInfo info = describe_model(config_dir("qwen3-30b-a3b"));
+  EXPECT_EQ(info.n_params, 30532122624);
+  EXPECT_EQ(info.n_active_params, 3353032704);
+  EXPECT_EQ(info.kv_width, 2 * 4 * 128);
+  EXPECT_EQ(info.weight_bytes, 2 * info.n_params);  // torch_dtype bfloat16
+  EXPECT_EQ(info.architecture, "Qwen3MoeForCausalLM");
   // Tied Qwen3-4B: no lm_head.weight.
   std::vector<TensorSpec> t = model_tensor_specs(config_dir("qwen3-4b-2507-modelcard") + "/config.json");
   EXPECT_TRUE(std::none_of(t.begin(), t.end(), [](const TensorSpec& x) { return x.name == "lm_head.weight"; }));

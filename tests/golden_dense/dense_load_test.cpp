@@ -47,7 +47,8 @@ std::string load_error(const JsonConfig& c, std::shared_ptr<WeightStore> w) {
 
 TEST(DenseLoad, MissingTensor) {
   Checkpoint ck = open("qwen2_tiny");
-  auto w = edited(*ck.store, [](const std::string& n, StoredTensor&) { return n != "model.layers.1.self_attn.k_proj.bias"; });
+  auto w = edited(*ck.store,
+                  [](const std::string& n, StoredTensor&) { return n != "model.layers.1.self_attn.k_proj.bias"; });
   std::string e = load_error(ck.config, w);
   EXPECT_NE(e.find("missing tensor 'model.layers.1.self_attn.k_proj.bias'"), std::string::npos) << e;
 }
@@ -191,7 +192,7 @@ TEST(DenseLoad, NormTopkProbFalse) {
   ForwardTrace trace;
   m->forward(std::span<const SeqInput>(&in, 1), kv, logits.data(), nullptr, &trace);
   for (const auto& w : trace.weights[1]) {
-    EXPECT_LT(w[0] + w[1], 1.0f);  // softmax mass of the two best of 8 experts, not renormalised
+    EXPECT_LT(w[0] + w[1], 1.0f);           // softmax mass of the two best of 8 experts, not renormalised
     EXPECT_GT(w[0] + w[1], 0.25f - 1e-6f);  // the two best hold at least 2/8 of the mass
   }
 }

@@ -98,7 +98,7 @@ TEST(DenseGolden, MoeTraceRecordsRouting) {
       const auto& w = trace.weights[size_t(l)][t];
       ASSERT_EQ(e.size(), 2u);
       EXPECT_NE(e[0], e[1]);
-      EXPECT_GE(w[0], w[1]);  // best first
+      EXPECT_GE(w[0], w[1]);                 // best first
       EXPECT_NEAR(w[0] + w[1], 1.0f, 1e-6);  // norm_topk_prob: true
     }
   }
@@ -159,7 +159,8 @@ TEST(DenseGolden, LogitsRowsFollowBatchOrder) {
   KvCache kv(model->info().n_layers, model->info().kv_width, kBlockSize, 6);
   std::vector<int32_t> b1 = {0, 1}, b2 = {2, 3}, b3 = {4, 5};
   std::vector<float> out(size_t(2 * V) + 1, -7.0f);
-  SeqInput s[3] = {{a, 0, b1, Logits::Last}, {a, 0, b2, Logits::None}, {std::span<const int32_t>(a.data(), 5), 0, b3, Logits::Last}};
+  SeqInput s[3] = {
+      {a, 0, b1, Logits::Last}, {a, 0, b2, Logits::None}, {std::span<const int32_t>(a.data(), 5), 0, b3, Logits::Last}};
   model->forward(s, kv, out.data(), nullptr);
   std::vector<float> r0(out.begin(), out.begin() + V), r1(out.begin() + V, out.begin() + 2 * V);
   EXPECT_LE(max_abs_diff(r0, std::vector<float>(want.end() - V, want.end())), kTol);
