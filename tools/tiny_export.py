@@ -13,8 +13,9 @@ import tiny_bpe
 import tiny_deepseek as ds
 import train_tiny as tt
 
-FIXED_TEXT = ("In the beginning God created the heaven and the earth.\n"
-              "And God said, Let there be light: and there was light.")
+# note: chosen among a few verses for its routing margins (>1e-3; see reference.json), so that fp32 rounding
+# differences between implementations cannot flip an expert choice.
+FIXED_TEXT = "The LORD is my shepherd; I shall not want.\nHe maketh me to lie down in green pastures."
 GREEDY_PROMPT = "And God said"
 GREEDY_TOKENS = 64
 CHAT_MESSAGES = [{"role": "user", "content": "And the LORD spake unto Moses"}]
