@@ -183,5 +183,23 @@ TEST(Bundled, HeldOutWindowNllMatchesTheTrainingScript) {
   }
 }
 
+// `deepmoe perplexity` on the whole held-out file: within 1% of the training script's figure (issue target).
+TEST(Bundled, PerplexityCommandMatchesTheTrainingScript) {
+  const std::string cmd = std::string(DEEPMOE_BIN) + " perplexity --json --threads 2 --model " + kModel +
+                          " --file " + kRefs + "/heldout.txt";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << cmd << "\n" << out;
+  auto got = nlohmann::json::parse(out);
+  const auto& ref = refs()["perplexity"];
+  EXPECT_EQ(got["n_scored_tokens"].get<int64_t>(), ref["n_scored_tokens"].get<int64_t>());
+  const double ppl = got["perplexity"].get<double>(), want = ref["perplexity"].get<double>();
+  std::printf("deepmoe perplexity %.6f, reference %.6f\n", ppl, want);
+  EXPECT_NEAR(ppl, want, 0.01 * want);
+}
+
 }  // namespace
 }  // namespace dm
