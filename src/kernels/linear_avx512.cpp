@@ -5,6 +5,7 @@
 // (one token tile) reads the weights in place, prefetching the next row tile.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -24,6 +25,10 @@ namespace dm::kern {
 namespace {
 
 constexpr int kMaxT = 4;  // tokens per register tile
+constexpr int64_t kColBlock = 1024;      // f32 prefill kernel: column block of rows longer than kColBlockAbove
+constexpr int64_t kColBlockAbove = 4096;
+constexpr int64_t kMaxBlockTokens = 64;  // f32 prefill kernel: tokens per block at most
+constexpr int64_t kPart = kRowTile * kMaxT * 16;  // floats of one token tile's saved accumulators
 
 template <DType DT>
 constexpr int64_t elem_bytes() {
@@ -55,17 +60,24 @@ inline __m512 load16(const uint8_t* row, int64_t c, __mmask16 m, float f8_scale)
 // y[t·ldy + r] = row r · x[t] for r < R, t < T. srow[r]: F8 scale row of row r (else unused).
 // note: accumulator I is (token I / R, row I % R); the fold expressions over the index pack keep GCC from
 // spilling the accumulator array on every iteration, which indexed loops provoke.
+// Columns [c0, c1) only (c0, c1 multiples of 16 or c1 = cols): with part, the accumulators continue from part
+// (c0 > 0) and are saved there (c1 < cols), so a row's sum runs over the columns in the same order whether or
+// not the columns are blocked.
 template <DType DT, int R, int T, int... I>
 void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const float* const* srow,
-                 const float* x, int64_t cols, float* y, int64_t ldy) {
+                 const float* x, int64_t cols, int64_t c0, int64_t c1, float* part, float* y, int64_t ldy) {
   __m512 acc[T * R];
-  ((acc[I] = _mm512_setzero_ps()), ...);
+  if (c0 > 0) {
+    ((acc[I] = _mm512_load_ps(part + 16 * I)), ...);
+  } else {
+    ((acc[I] = _mm512_setzero_ps()), ...);
+  }
   // One loop body for full and tail chunks (masked loads cost the same as plain ones).
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   // Decode streams the weights from memory: prefetch the next row tile (rows are evenly spaced) at the same
   // column, so the lines in flight follow the order of use across row boundaries.
   const int64_t next_tile = R > 1 ? (w[1] - w[0]) * R : 0;
-  for (int64_t c = 0; c < cols; c += 16) {
+  for (int64_t c = c0; c < c1; c += 16) {
     const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
     if constexpr (T == 1) {
       for (int r = 0; r < R; ++r)
@@ -80,17 +92,22 @@ void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
     for (int t = 0; t < T; ++t) xv[t] = _mm512_maskz_loadu_ps(m, x + t * cols + c);
     ((acc[I] = _mm512_fmadd_ps(wv[I % R], xv[I / R], acc[I])), ...);
   }
-  ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+  if (c1 < cols) {
+    ((_mm512_store_ps(part + 16 * I, acc[I])), ...);
+  } else {
+    ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+  }
 }
 
 template <DType DT, int R, int T>
-void micro_f(const uint8_t* const* w, const float* const* srow, const float* x, int64_t cols, float* y,
-             int64_t ldy) {
-  micro_f_seq<DT, R, T>(std::make_integer_sequence<int, R * T>{}, w, srow, x, cols, y, ldy);
+void micro_f(const uint8_t* const* w, const float* const* srow, const float* x, int64_t cols, int64_t c0,
+             int64_t c1, float* part, float* y, int64_t ldy) {
+  micro_f_seq<DT, R, T>(std::make_integer_sequence<int, R * T>{}, w, srow, x, cols, c0, c1, part, y, ldy);
 }
 
 template <DType DT>
-using MicroF = void (*)(const uint8_t* const*, const float* const*, const float*, int64_t, float*, int64_t);
+using MicroF = void (*)(const uint8_t* const*, const float* const*, const float*, int64_t, int64_t, int64_t,
+                        float*, float*, int64_t);
 
 template <DType DT, int R>
 MicroF<DT> pick_t(int t) {
@@ -142,7 +159,8 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
 template <DType DT>
 void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, float* scratch) {
   const int64_t cols = w.cols;
-  const int64_t tb = token_block(n_tokens, cols * 4);
+  const int64_t tb = std::min<int64_t>(kMaxBlockTokens, token_block(n_tokens, cols * 4));
+  alignas(64) float parts[kMaxBlockTokens / kMaxT * kPart];  // saved accumulators of each token tile
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
     const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
     for (int64_t r = r0; r < r1; r += kRowTile) {
@@ -163,10 +181,21 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       }
       if (as_f32 && (w.dtype != DT || nt > kMaxT))
         for (int i = 0; i < nr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(scratch + i * cols);
-      for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
-        const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
-        (as_f32 ? pick<DType::F32>(nr, tt) : pick<DT>(nr, tt))(rows, srow, x + t * cols, cols, y + t * w.rows + r,
-                                                              w.rows);
+      if (nt <= kMaxT) {  // one token tile: all columns in one go
+        (as_f32 ? pick<DType::F32>(nr, int(nt)) : pick<DT>(nr, int(nt)))(rows, srow, x + t0 * cols, cols, 0, cols,
+                                                                          nullptr, y + t0 * w.rows + r, w.rows);
+        continue;
+      }
+      // Several token tiles: long rows go in column blocks, so that one block of the f32 row tile and of a
+      // token tile's activations stay in L1 while every token tile passes over it.
+      const int64_t cb = cols > kColBlockAbove ? kColBlock : cols;
+      for (int64_t c0 = 0; c0 < cols; c0 += cb) {
+        const int64_t c1 = cols - c0 <= cb ? cols : c0 + cb;
+        for (int64_t t = t0, i = 0; t < t0 + nt; t += kMaxT, ++i) {
+          const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
+          pick<DType::F32>(nr, tt)(rows, srow, x + t * cols, cols, c0, c1, parts + i * kPart, y + t * w.rows + r,
+                                   w.rows);
+        }
       }
     }
   }
@@ -237,14 +266,19 @@ void unpack_rows(const Weight& w, int64_t r, int nr, int64_t np, uint8_t* out) {
 }
 
 // w: row pointers (Unpacked: into unpack_rows' output, else the rows themselves).
+// Pairs [p0, p1) only; with part, the accumulators continue from / are saved to part as in micro_f_seq.
 template <DType DT, bool Unpacked, int R, int T, int... I>
 void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, const QActs& xq, int64_t n_blocks,
-                 float* y, int64_t ldy) {
+                 int64_t p0, int64_t p1, float* part, float* y, int64_t ldy) {
   __m512 acc[T * R];
-  ((acc[I] = _mm512_setzero_ps()), ...);
+  if (p0 > 0) {
+    ((acc[I] = _mm512_load_ps(part + 16 * I)), ...);
+  } else {
+    ((acc[I] = _mm512_setzero_ps()), ...);
+  }
   const int64_t np = xq.n_pairs;
   const int64_t next_tile = R > 1 ? (w[1] - w[0]) * R : 0;  // decode: prefetch the next row tile (see micro_f_seq)
-  for (int64_t p = 0; p < np; ++p) {
+  for (int64_t p = p0; p < p1; ++p) {
     __m512i wq[R], init[R], xv[T], xc[T];
     __m512 ws[R], xs[T];
     for (int r = 0; r < R; ++r) {
@@ -268,15 +302,21 @@ void micro_q_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
                                _mm512_mul_ps(ws[I % R], xs[I / R]), acc[I])),
      ...);
   }
-  ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+  if (p1 < np) {
+    ((_mm512_store_ps(part + 16 * I, acc[I])), ...);
+  } else {
+    ((y[(I / R) * ldy + I % R] = _mm512_reduce_add_ps(acc[I])), ...);
+  }
 }
 
 template <DType DT, bool Unpacked, int R, int T>
-void micro_q(const uint8_t* const* w, const QActs& xq, int64_t n_blocks, float* y, int64_t ldy) {
-  micro_q_seq<DT, Unpacked, R, T>(std::make_integer_sequence<int, R * T>{}, w, xq, n_blocks, y, ldy);
+void micro_q(const uint8_t* const* w, const QActs& xq, int64_t n_blocks, int64_t p0, int64_t p1, float* part,
+             float* y, int64_t ldy) {
+  micro_q_seq<DT, Unpacked, R, T>(std::make_integer_sequence<int, R * T>{}, w, xq, n_blocks, p0, p1, part, y,
+                                  ldy);
 }
 
-using MicroQ = void (*)(const uint8_t* const*, const QActs&, int64_t, float*, int64_t);
+using MicroQ = void (*)(const uint8_t* const*, const QActs&, int64_t, int64_t, int64_t, float*, float*, int64_t);
 
 template <DType DT, bool U, int R>
 MicroQ pick_q_t(int t) {
@@ -297,10 +337,20 @@ MicroQ pick_q(int r, int t) {
   }
 }
 
+// The activations from token t on.
+inline QActs xq_from(const QActs& xq, int64_t t) {
+  const int64_t np = xq.n_pairs;
+  return QActs{xq.q + t * np * 64, xq.s + t * np * 16, xq.c ? xq.c + t * np * 16 : nullptr, np};
+}
+
 template <DType DT>
 void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_t r0, int64_t r1, uint8_t* scratch) {
   const int64_t np = xq.n_pairs, nb = w.cols / kQK;
-  const int64_t tb = token_block(n_tokens, np * 128);
+  const int64_t tb = std::min<int64_t>(kMaxBlockTokens, token_block(n_tokens, np * 128));
+  alignas(64) float parts[kMaxBlockTokens / kMaxT * kPart];  // saved accumulators of each token tile
+  // Long rows go in blocks of pairs (as the f32 kernel's column blocks), so a block of the unpacked row tile
+  // and of a token tile's activations stay in L1.
+  const int64_t pb = np * 64 > kColBlockAbove ? kColBlock / 64 : np;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
     const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
     for (int64_t r = r0; r < r1; r += kRowTile) {
@@ -309,10 +359,16 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
       const uint8_t* rows[kRowTile];
       if (unpack) unpack_rows<DT>(w, r, nr, np, scratch);
       for (int i = 0; i < nr; ++i) rows[i] = unpack ? scratch + i * np * kUnpackedPair : w.row(r + i);
-      for (int64_t t = t0; t < t0 + nt; t += kMaxT) {
-        const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
-        QActs sub{xq.q + t * np * 64, xq.s + t * np * 16, xq.c ? xq.c + t * np * 16 : nullptr, np};
-        (unpack ? pick_q<DT, true>(nr, tt) : pick_q<DT, false>(nr, tt))(rows, sub, nb, y + t * w.rows + r, w.rows);
+      if (!unpack) {  // one token tile, weights in place: all pairs in one go
+        pick_q<DT, false>(nr, int(nt))(rows, xq_from(xq, t0), nb, 0, np, nullptr, y + t0 * w.rows + r, w.rows);
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < np; p0 += pb) {
+        const int64_t p1 = np - p0 <= pb ? np : p0 + pb;
+        for (int64_t t = t0, i = 0; t < t0 + nt; t += kMaxT, ++i) {
+          const int tt = int(t0 + nt - t < kMaxT ? t0 + nt - t : kMaxT);
+          pick_q<DT, true>(nr, tt)(rows, xq_from(xq, t), nb, p0, p1, parts + i * kPart, y + t * w.rows + r, w.rows);
+        }
       }
     }
   }

@@ -263,3 +263,44 @@ TEST(Linear, MultiSharesQuantizedActivations) {
     EXPECT_EQ(u, u1);
   }
 }
+
+TEST(Linear, LongRowsBlockedByColumnsStayExactAndInvariant) {
+  // Rows longer than the prefill kernel's column block: the accumulators are saved between blocks.
+  ThreadPool pool(2);
+  for (DType t : {DType::F32, DType::BF16, DType::F8_E4M3, DType::Q4_K}) {
+    const int64_t rows = 9, cols = t == DType::Q4_K ? 4352 : 4200, n = 13;
+    TestWeight tw = make_weight(t, rows, cols, 21);
+    auto x = rand_x(n * cols, 22);
+    std::vector<float> ref(size_t(n * rows)), y(size_t(n * rows)), one(static_cast<size_t>(rows));
+    linear_ref(tw.w, x.data(), n, ref.data());
+    auto mag = abs_dots(tw.w, x, n);
+    for (Simd s : kPaths) {
+      if (!available(s)) continue;
+      linear(tw.w, x.data(), n, y.data(), &pool, LinearOptions{s, false});
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-5 * mag[i]) << dtype_name(t);
+      for (int64_t tok : {int64_t(0), n - 1}) {
+        linear(tw.w, x.data() + tok * cols, 1, one.data(), nullptr, LinearOptions{s, false});
+        ASSERT_EQ(0, std::memcmp(one.data(), y.data() + tok * rows, size_t(rows) * 4)) << dtype_name(t);
+      }
+    }
+  }
+}
+
+TEST(Linear, LongRowsInt8BlockedByPairs) {
+  if (!available(Simd::Avx512)) GTEST_SKIP() << "no AVX-512";
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const int64_t rows = 7, cols = 4128, n = 11;  // 129 blocks: an odd last pair beyond the first pair block
+    TestWeight tw = make_weight(t, rows, cols, 31);
+    auto x = rand_x(n * cols, 32);
+    std::vector<float> twin(size_t(n * rows)), y(size_t(n * rows)), one(static_cast<size_t>(rows));
+    linear_ref_q8(tw.w, x.data(), n, twin.data());
+    auto mag = abs_dots(tw.w, x, n);
+    linear(tw.w, x.data(), n, y.data(), &pool);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], twin[i], 1e-5 * mag[i]) << dtype_name(t);
+    for (int64_t tok : {int64_t(0), n - 1}) {
+      linear(tw.w, x.data() + tok * cols, 1, one.data(), nullptr);
+      ASSERT_EQ(0, std::memcmp(one.data(), y.data() + tok * rows, size_t(rows) * 4)) << dtype_name(t);
+    }
+  }
+}
