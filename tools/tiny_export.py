@@ -13,8 +13,9 @@ import tiny_bpe
 import tiny_deepseek as ds
 import train_tiny as tt
 
-FIXED_TEXT = ("In the beginning God created the heaven and the earth.\n"
-              "And God said, Let there be light: and there was light.")
+# note: chosen among a few verses for its routing margins (>1e-3; see reference.json), so that fp32 rounding
+# differences between implementations cannot flip an expert choice.
+FIXED_TEXT = "The LORD is my shepherd; I shall not want.\nHe maketh me to lie down in green pastures."
 GREEDY_PROMPT = "And God said"
 GREEDY_TOKENS = 64
 CHAT_MESSAGES = [{"role": "user", "content": "And the LORD spake unto Moses"}]
@@ -93,7 +94,7 @@ def write_references(cfg, tok, held_text, args, info):
     chat_gen, chat_gap = tt.greedy(model, chat_prompt, GREEDY_TOKENS, tok.eos_id())
 
     held_ids = tok.encode(held_text)
-    ppl, nll, n = tt.perplexity(model, held_ids, tok.bos_id())
+    ppl, nll, n, windows = tt.perplexity(model, held_ids, tok.bos_id())
     samples = [{"text": s, "ids": tok.encode(s), "ids_with_bos": tok.encode(s, add_bos=True),
                 "decoded": tok.decode(tok.encode(s))} for s in TOKENIZER_SAMPLES]
     for s in samples:
@@ -112,7 +113,7 @@ def write_references(cfg, tok, held_text, args, info):
                         "text": tok.decode(chat_gen, skip_special=True), "min_top1_top2_logit_gap": chat_gap},
         "perplexity": {"file": "heldout.txt", "context": tt.PPL_CONTEXT, "stride": tt.PPL_CONTEXT - 1,
                        "n_scored_tokens": n, "n_file_tokens": len(held_ids), "nll_sum": nll,
-                       "mean_nll": nll / n, "perplexity": ppl},
+                       "mean_nll": nll / n, "perplexity": ppl, "window_nll": windows},
         "tokenizer": samples,
     }
     dump(os.path.join(refs, "reference.json"), refs_doc)
@@ -219,6 +220,9 @@ Written by `tools/train_tiny.py` (PyTorch, `tools/tiny_deepseek.py`) from the ex
    every window token: -log softmax(logits at position i)[w_i] for i = 0..len-1 (w_0 is predicted from BOS alone).
 4. perplexity = exp(sum of those negative log-likelihoods / number of scored tokens).
 Reference: {p['n_scored_tokens']} scored tokens, mean NLL {p['mean_nll']:.6f}, perplexity {p['perplexity']:.4f}.
+`window_nll` holds each window's NLL sum (nats), so a test can check a few windows quickly.
+`deepmoe perplexity --model models/deepmoe-kjv-tiny --file tests/data/bundled/heldout.txt` (default --context 256)
+computes exactly this; tests/bundled checks it within 1% and the first windows within 1e-4 nats/token.
 """
     with open(os.path.join(refs, "README.md"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -145,17 +145,18 @@ class Batches:
 @torch.no_grad()
 def perplexity(model, ids, bos, context=PPL_CONTEXT):
     """ids: the file's tokens (no BOS). Windows of context-1 tokens, each evaluated as [BOS] + window; every window
-    token is scored (the first from BOS alone). Returns (ppl, total nll, n scored tokens)."""
-    nll, n = 0.0, 0
+    token is scored (the first from BOS alone). Returns (ppl, total nll, n scored tokens, nll of each window)."""
+    nll, n, windows = 0.0, 0, []
     step = context - 1
     for s in range(0, len(ids), step):
         window = ids[s:s + step]
         x = torch.tensor([[bos] + window[:-1]])
         y = torch.tensor(window)
         logp = torch.log_softmax(model(x)[0].double(), dim=-1)
-        nll -= logp[torch.arange(len(window)), y].sum().item()
+        windows.append(-logp[torch.arange(len(window)), y].sum().item())
+        nll += windows[-1]
         n += len(window)
-    return math.exp(nll / n), nll, n
+    return math.exp(nll / n), nll, n, windows
 
 
 @torch.no_grad()
@@ -261,7 +262,7 @@ def train(model, batches, args, held_ids, bos):
             history.append({"step": step, "loss": round(loss.item(), 4), "smoothed": round(smooth, 4)})
         if step % args.eval_every == 0 and step != args.steps:
             model.eval()
-            ppl, _, _ = perplexity(model, held_ids[:4 * (PPL_CONTEXT - 1)], bos)
+            ppl, _, _, _ = perplexity(model, held_ids[:4 * (PPL_CONTEXT - 1)], bos)
             model.train()
             log(f"step {step}: held-out perplexity (first 4 windows) {ppl:.3f}")
     return history, smooth, time.time() - t0

@@ -1,90 +1,108 @@
-// deepmoe perplexity: exp(mean negative log-likelihood) of a text file under a model. The text is tokenized
-// once and cut into windows of --ctx tokens; each window starts fresh (BOS first when the model has one) and
-// every next-token prediction inside it is scored, computed in chunks through the KV cache.
+// deepmoe perplexity: exp(mean negative log-likelihood) of a model on a text file, with non-overlapping windows.
+// Procedure (the one tools/train_tiny.py uses for the bundled model, tests/data/bundled/README.md): tokenize the
+// whole file without special tokens; cut the ids into windows of context-1 tokens; run each as a fresh sequence
+// [BOS, w_0 .. w_(n-2)] and score every w_i from the logits at position i. Without a BOS token a window holds
+// `context` tokens run as they are, and its first token is not scored.
 #include <CLI/CLI.hpp>
 
-#include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
-#include <unistd.h>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
+#include "cli/gguf_tokenizer.h"
 #include "cli/model_loading.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
-#include "model/kv_cache.h"
 #include "model/model.h"
-#include "tokenizer/tokenizer.h"
 
 namespace dm::cli {
 
+namespace {
+
+// -log softmax(row)[target], in double.
+double token_nll(const float* row, int64_t vocab, int32_t target) {
+  const double mx = *std::max_element(row, row + vocab);
+  double sum = 0;
+  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - mx);
+  return -(double(row[target]) - mx - std::log(sum));
+}
+
+}  // namespace
+
 int cmd_perplexity(int argc, char** argv) {
-  CLI::App app{"Perplexity of a model on a text file", "deepmoe perplexity"};
+  CLI::App app{"Perplexity of a model on a text file (non-overlapping windows, each starting with BOS)"};
   std::string model_dir = default_model_dir(), file;
-  int64_t ctx = 512, chunk = 128, max_windows = 0;
+  int64_t context = 256;
   int threads = 0;
-  app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout)");
+  bool json = false;
+  app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout) or .gguf file");
   app.add_option("-f,--file", file, "UTF-8 text file")->required();
-  app.add_option("-c,--ctx", ctx, "tokens per window")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  app.add_option("--chunk", chunk, "tokens per forward call")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
-  app.add_option("--max-windows", max_windows, "score at most this many windows (0: all)");
+  app.add_option("-c,--context,--ctx", context, "window length in tokens, BOS included (default 256)");
   app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_flag("--json", json, "print one JSON object instead of a sentence");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  Tokenizer tok = Tokenizer::from_dir(model_dir);
-  std::unique_ptr<Model> model = load_model_with_progress(model_dir, {});
-  const ModelInfo& info = model->info();
-  if (info.max_context > 0 && ctx > info.max_context) fail("--ctx ", ctx, " exceeds the model's context of ", info.max_context);
-  const std::vector<int32_t> ids = tok.encode(read_file(file), /*add_special_tokens=*/false);
-  std::optional<int32_t> bos = info.bos_token_id >= 0 ? std::optional<int32_t>(info.bos_token_id) : tok.bos_id();
-  const int64_t text_per_window = bos ? ctx - 1 : ctx;
-  if (int64_t(ids.size()) < 2) fail(file, ": needs at least 2 tokens of text, has ", ids.size());
 
+  Tokenizer tok = load_tokenizer(model_dir);
+  std::unique_ptr<Model> model = load_model_with_progress(model_dir, {}, json);
+  const ModelInfo& info = model->info();
+  if (context < 2) fail("--context ", context, ": must be at least 2");
+  if (context > info.max_context) fail("--context ", context, ": larger than the model's context ", info.max_context);
+
+  const std::vector<int32_t> ids = tok.encode(read_file(file), false);
+  std::optional<int32_t> bos = tok.bos_id();
+  if (!bos && info.bos_token_id >= 0) bos = info.bos_token_id;
+  const int64_t n_ids = int64_t(ids.size());
+  const int64_t stride = bos ? context - 1 : context;  // text tokens per window
+  if (n_ids < (bos ? 1 : 2)) fail(file, ": too few tokens (", n_ids, ") to score");
+
+  const int block_size = 16;
+  const int64_t n_blocks = (context + block_size - 1) / block_size;
+  KvCache kv(info.n_layers, info.kv_width, block_size, n_blocks);
+  std::vector<int32_t> blocks(static_cast<size_t>(n_blocks));
+  for (int64_t b = 0; b < n_blocks; ++b) blocks[size_t(b)] = int32_t(b);
   ThreadPool pool(threads);
-  const int bs = 16;
-  KvCache kv(info.n_layers, info.kv_width, bs, (ctx + bs - 1) / bs);
-  std::vector<int32_t> table(size_t(kv.n_blocks()));
-  std::iota(table.begin(), table.end(), 0);
-  std::vector<float> logits;
+  std::vector<float> logits(size_t(context * info.vocab_size));  // [context, vocab]
+
   double nll = 0;
   int64_t n_scored = 0, n_windows = 0;
-  const bool tty = isatty(fileno(stderr));
-  const auto t0 = std::chrono::steady_clock::now();
-  for (size_t start = 0; start + 1 < ids.size(); start += size_t(text_per_window)) {
-    if (max_windows > 0 && n_windows >= max_windows) break;
-    std::vector<int32_t> w;
-    if (bos) w.push_back(*bos);
-    const size_t end = std::min(ids.size(), start + size_t(text_per_window));
-    w.insert(w.end(), ids.begin() + long(start), ids.begin() + long(end));
-    if (w.size() < 2) break;
-    for (int64_t c0 = 0; c0 < int64_t(w.size()) - 1; c0 += chunk) {
-      const int64_t c1 = std::min<int64_t>(int64_t(w.size()) - 1, c0 + chunk);  // predict w[c0+1 .. c1]
-      SeqInput in{std::span<const int32_t>(w).subspan(size_t(c0), size_t(c1 - c0)), c0, table, Logits::All};
-      logits.resize(size_t(c1 - c0) * size_t(info.vocab_size));
-      model->forward(std::span<const SeqInput>(&in, 1), kv, logits.data(), &pool);
-      for (int64_t i = 0; i < c1 - c0; ++i) {
-        const float* row = logits.data() + size_t(i) * size_t(info.vocab_size);
-        float mx = row[0];
-        for (int64_t v = 1; v < info.vocab_size; ++v) mx = std::max(mx, row[v]);
-        double sum = 0;
-        for (int64_t v = 0; v < info.vocab_size; ++v) sum += std::exp(double(row[v]) - mx);
-        nll -= double(row[w[size_t(c0 + i + 1)]]) - mx - std::log(sum);
-        n_scored++;
-      }
+  std::vector<int32_t> input;
+  for (int64_t start = 0; start < n_ids; start += stride) {
+    const int64_t len = std::min(stride, n_ids - start);  // window tokens w_0 .. w_(len-1)
+    input.clear();
+    if (bos) input.push_back(*bos);
+    input.insert(input.end(), ids.begin() + start, ids.begin() + start + (bos ? len - 1 : len));
+    if (input.size() < 2 && !bos) break;  // a lone trailing token has nothing to be predicted from
+    SeqInput s;
+    s.tokens = input;
+    s.n_past = 0;  // a fresh sequence: earlier windows' slots are overwritten
+    s.blocks = blocks;
+    s.logits = Logits::All;
+    model->forward(std::span<const SeqInput>(&s, 1), kv, logits.data(), &pool);
+    // Row i predicts input[i+1]; with BOS, input[i+1] = w_i for i < len-1 and the last row predicts w_(len-1).
+    for (int64_t i = bos ? 0 : 1; i < len; ++i) {
+      const int32_t target = ids[size_t(start + i)];
+      const float* row = logits.data() + size_t((bos ? i : i - 1) * info.vocab_size);
+      nll += token_nll(row, info.vocab_size, target);
+      ++n_scored;
     }
-    n_windows++;
-    if (tty) std::fprintf(stderr, "\rwindow %lld: perplexity so far %.4f", (long long)n_windows, std::exp(nll / double(n_scored)));
+    ++n_windows;
   }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (tty) std::fprintf(stderr, "\n");
-  std::printf("perplexity: %.4f (mean NLL %.4f nats over %lld tokens, %lld windows of %lld, %.1f tok/s)\n",
-              std::exp(nll / double(n_scored)), nll / double(n_scored), (long long)n_scored, (long long)n_windows,
-              (long long)ctx, double(n_scored) / s);
+  const double mean = nll / double(n_scored), ppl = std::exp(mean);
+  if (json) {
+    std::printf("{\"perplexity\": %.6f, \"mean_nll\": %.8f, \"n_scored_tokens\": %lld, \"n_windows\": %lld, "
+                "\"context\": %lld}\n", ppl, mean, (long long)n_scored, (long long)n_windows, (long long)context);
+  } else {
+    std::printf("perplexity %.4f (mean NLL %.6f nats/token) over %lld tokens in %lld windows of context %lld\n", ppl,
+                mean, (long long)n_scored, (long long)n_windows, (long long)context);
+  }
   return 0;
 }
 
