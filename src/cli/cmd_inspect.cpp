@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "loader/json_config.h"
+#include "model/gguf_model.h"
 #include "model/model.h"
 
 namespace dm::cli {
@@ -42,7 +43,7 @@ int cmd_inspect(int argc, char** argv) {
   CLI::App app{"Architecture, parameters, dtypes and memory of a model directory (weights optional)"};
   std::string dir;
   int64_t context = 4096;
-  app.add_option("model", dir, "model directory (config.json, optionally *.safetensors)")->required();
+  app.add_option("model", dir, "model directory (config.json, optionally *.safetensors) or .gguf file")->required();
   app.add_option("--context", context, "context length for the KV cache estimate");
   try {
     app.parse(argc, argv);
@@ -50,10 +51,12 @@ int cmd_inspect(int argc, char** argv) {
     return app.exit(e);
   }
   namespace fs = std::filesystem;
-  const bool has_weights =
-      fs::exists(fs::path(dir) / "model.safetensors") || fs::exists(fs::path(dir) / "model.safetensors.index.json");
-  ModelInfo info = has_weights ? load_model(dir)->info() : describe_model(dir);
-  JsonConfig cfg = JsonConfig::load((fs::path(dir) / "config.json").string());
+  const bool gguf = is_gguf_path(dir);  // a .gguf file: its metadata read as config.json (model/gguf_model.h)
+  const bool has_weights = gguf || fs::exists(fs::path(dir) / "model.safetensors") ||
+                           fs::exists(fs::path(dir) / "model.safetensors.index.json");
+  ModelInfo info = has_weights && !gguf ? load_model(dir)->info() : describe_model(dir);
+  JsonConfig cfg = gguf ? JsonConfig(hf_config_from_gguf(GgufFile::open(dir)), dir)
+                        : JsonConfig::load((fs::path(dir) / "config.json").string());
   if (info.max_context > 0) context = std::min(context, info.max_context);
 
   std::printf("model:          %s\n", dir.c_str());

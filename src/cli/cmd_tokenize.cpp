@@ -14,7 +14,8 @@
 namespace dm::cli {
 
 int cmd_tokenize(int argc, char** argv) {
-  CLI::App app{"Tokenize the text on stdin; prints a JSON array of token ids", "deepmoe tokenize"};
+  CLI::App app{"Tokenize the text on stdin (as is, a trailing newline included); prints a JSON array of token ids",
+               "deepmoe tokenize"};
   std::string model;
   bool add_special = false;
   app.add_option("-m,--model", model, "model directory holding tokenizer.json, or a .gguf file")->required();

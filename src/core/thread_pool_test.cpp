@@ -11,7 +11,7 @@ using namespace dm;
 
 TEST(ThreadPool, RunCallsEveryThreadOnce) {
   ThreadPool pool(3);
-  for (int rep = 0; rep < 200; ++rep) {
+  for (int rep = 0; rep < 50; ++rep) {
     std::vector<std::atomic<int>> calls(3);
     pool.run([&](int t, int n) {
       EXPECT_EQ(n, 3);
@@ -22,9 +22,9 @@ TEST(ThreadPool, RunCallsEveryThreadOnce) {
 }
 
 TEST(ThreadPool, ElasticSharesWorkAndInterleavesWithRun) {
-  for (int threads : {1, 2, 4}) {
+  for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
-    for (int rep = 0; rep < 300; ++rep) {
+    for (int rep = 0; rep < 100; ++rep) {
       const int64_t n_items = 1 + rep % 37;
       std::vector<std::atomic<int>> done(static_cast<size_t>(n_items));
       std::atomic<int64_t> next{0};

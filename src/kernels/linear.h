@@ -44,6 +44,8 @@ struct LinearOptions {
 // thread count, so a token gives bit-identical outputs alone or in any batch, with any pool.
 // Numerics: F32/BF16/F16/F8 use f32 FMA on exactly converted weights (within ~1e-6 relative of linear_ref);
 // Q8_0/Q4_0 with quantize_activations are within the activation-quantization error (see linear_ref_q8).
+// K-quants (and Q8_0/Q4_0 without VNNI or with quantize_activations off) are dequantized exactly to f32 one row
+// tile at a time and use the f32 kernel.
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions& opt);
 void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y);

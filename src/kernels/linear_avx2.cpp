@@ -117,8 +117,8 @@ MicroF<DT> pick(int r, int t) {
 template <DType DT>
 void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, float* scratch) {
   const int64_t cols = w.cols;
-  int64_t tb = (256 << 10) / (cols * 4);
-  tb = tb < kMaxT ? kMaxT : tb / kMaxT * kMaxT;
+  int64_t tb = (512 << 10) / (cols * 4);  // token block: activations in L2, at least 16 tokens (see AVX-512)
+  tb = tb < 16 ? 16 : tb / kMaxT * kMaxT;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
     const int64_t nt = n_tokens - t0 < tb ? n_tokens - t0 : tb;
     for (int64_t r = r0; r < r1; r += kRowTile) {

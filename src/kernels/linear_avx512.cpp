@@ -1,7 +1,8 @@
 // AVX-512 kernels of linear(): f32 FMA over weights converted in registers (F32, BF16, F16, F8_E4M3 with its
 // 128x128 block scales), and int8 VNNI dot products (vpdpbusd) for Q8_0 / Q4_0 against activations quantized
-// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; the
-// weight tile is loaded once per token tile and the token block is sized to stay in L2.
+// per 32-block, the scheme of llama.cpp's CPU backend. Register tiles of kRowTile rows x up to 4 tokens; with
+// several token tiles a row tile is converted (or unpacked) once per token block, sized to stay in L2; decode
+// (one token tile) reads the weights in place, prefetching the next row tile.
 #include <immintrin.h>
 
 #include <cstring>
@@ -111,9 +112,12 @@ MicroF<DT> pick(int r, int t) {
 }
 
 // Tokens per block so that the block's activations (bytes_per_token each) stay in L2 while a thread's rows pass.
+// note: at least kMinBlockTokens, even when that overflows L2 for long rows: with fewer, each row tile would be
+// converted and re-read from memory once per handful of tokens.
+constexpr int64_t kMinBlockTokens = 32;
 int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
-  int64_t tb = (256 << 10) / bytes_per_token;
-  tb = tb < kMaxT ? kMaxT : tb / kMaxT * kMaxT;
+  int64_t tb = (512 << 10) / bytes_per_token;
+  tb = tb < kMinBlockTokens ? kMinBlockTokens : tb / kMaxT * kMaxT;
   return tb < n_tokens ? tb : n_tokens;
 }
 

@@ -15,8 +15,19 @@ namespace {
   fail(c.path, ": field '", field, "' ", what);
 }
 
+// Sizes are bounded far above any real checkpoint so that shape arithmetic cannot overflow.
+constexpr int64_t kMaxDim = int64_t(1) << 22;
+
 void require_positive(const DeepseekConfig& c, const std::string& field, int64_t v) {
   if (v <= 0) bad_field(c, field, cat("must be > 0, found ", v));
+  if (v > kMaxDim) bad_field(c, field, cat("is implausibly large (", v, ")"));
+}
+
+// A layer count or index: read as int64 and range-checked before narrowing.
+int small_int(const JsonConfig& j, const DeepseekConfig& c, const std::string& field, int64_t dflt) {
+  int64_t v = j.get_int(field, dflt);
+  if (v < 0 || v > 4096) bad_field(c, field, cat("must be in [0, 4096], found ", v));
+  return int(v);
 }
 
 void parse_rope_scaling(const JsonConfig& j, DeepseekConfig& c) {
@@ -107,16 +118,16 @@ DeepseekConfig parse_deepseek_config(const JsonConfig& j) {
 
   c.vocab_size = j.get_int("vocab_size");
   c.hidden_size = j.get_int("hidden_size");
-  c.num_hidden_layers = int(j.get_int("num_hidden_layers"));
+  j.get_int("num_hidden_layers");  // required: names the field if missing
+  c.num_hidden_layers = small_int(j, c, "num_hidden_layers", 0);
   c.num_attention_heads = j.get_int("num_attention_heads");
   c.max_position_embeddings = j.get_int("max_position_embeddings", 4096);
-  c.num_nextn_predict_layers = int(j.get_int("num_nextn_predict_layers", 0));
+  c.num_nextn_predict_layers = small_int(j, c, "num_nextn_predict_layers", 0);
   c.rms_norm_eps = j.get_double("rms_norm_eps", 1e-6);
   c.tie_word_embeddings = j.get_bool("tie_word_embeddings", false);
   for (auto [k, v] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
                       {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads}})
     require_positive(c, k, v);
-  if (c.num_hidden_layers > 100000) bad_field(c, "num_hidden_layers", "is implausibly large");
   if (!(c.rms_norm_eps > 0)) bad_field(c, "rms_norm_eps", "must be > 0");
   if (j.get_string("hidden_act", "silu") != "silu")
     bad_field(c, "hidden_act", cat("is '", j.get_string("hidden_act"), "'; only 'silu' is supported"));
@@ -142,10 +153,10 @@ DeepseekConfig parse_deepseek_config(const JsonConfig& j) {
   c.intermediate_size = j.get_int("intermediate_size");
   require_positive(c, "intermediate_size", c.intermediate_size);
   c.n_routed_experts = j.get_int("n_routed_experts", 0);
-  c.first_k_dense_replace = int(j.get_int("first_k_dense_replace", 0));
-  c.moe_layer_freq = int(j.get_int("moe_layer_freq", 1));
-  if (c.n_routed_experts < 0) bad_field(c, "n_routed_experts", "must be >= 0");
-  if (c.first_k_dense_replace < 0) bad_field(c, "first_k_dense_replace", "must be >= 0");
+  c.first_k_dense_replace = small_int(j, c, "first_k_dense_replace", 0);
+  c.moe_layer_freq = small_int(j, c, "moe_layer_freq", 1);
+  if (c.n_routed_experts < 0 || c.n_routed_experts > 16384)
+    bad_field(c, "n_routed_experts", cat("must be in [0, 16384], found ", c.n_routed_experts));
   require_positive(c, "moe_layer_freq", c.moe_layer_freq);
   if (c.n_routed_experts > 0) {
     c.moe_intermediate_size = j.get_int("moe_intermediate_size");
@@ -153,7 +164,8 @@ DeepseekConfig parse_deepseek_config(const JsonConfig& j) {
     c.num_experts_per_tok = j.get_int("num_experts_per_tok");
     require_positive(c, "moe_intermediate_size", c.moe_intermediate_size);
     require_positive(c, "num_experts_per_tok", c.num_experts_per_tok);
-    if (c.n_shared_experts < 0) bad_field(c, "n_shared_experts", "must be >= 0");
+    if (c.n_shared_experts < 0 || c.n_shared_experts > 1024)
+      bad_field(c, "n_shared_experts", cat("must be in [0, 1024], found ", c.n_shared_experts));
     if (c.num_experts_per_tok > c.n_routed_experts)
       bad_field(c, "num_experts_per_tok", cat(c.num_experts_per_tok, " exceeds n_routed_experts ", c.n_routed_experts));
 

@@ -139,6 +139,9 @@ TEST(DeepseekConfig, UnsupportedValues) {
   expect_error(set("qk_rope_head_dim", 7), {"qk_rope_head_dim"});
   expect_error(set("kv_lora_rank", 0), {"kv_lora_rank"});
   expect_error(set("q_lora_rank", -3), {"q_lora_rank"});
+  expect_error(set("num_hidden_layers", int64_t(1) << 33), {"num_hidden_layers"});
+  expect_error(set("first_k_dense_replace", -1), {"first_k_dense_replace"});
+  expect_error(set("moe_layer_freq", 0), {"moe_layer_freq"});
   auto j = v3_tiny();
   j["rope_scaling"]["type"] = "linear";
   expect_error(j, {"rope_scaling.type", "linear"});
@@ -176,4 +179,33 @@ TEST(JsonConfigFiles, BadJsonNamesTheFile) {
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+// Random field mutations: every outcome is a parsed config or a dm::Error naming the file, never anything else.
+TEST(DeepseekConfig, RandomMutationsNeverCrash) {
+  const auto base = v3_tiny();
+  std::vector<std::string> keys;
+  for (auto& [k, v] : base.items()) keys.push_back(k);
+  const std::vector<nlohmann::json> values = {nullptr, -1, 0, 1, 3, 7, 1e300, -1e300, 2.5, "sigmoid", "yarn",
+                                              true, nlohmann::json::array(), nlohmann::json::object(),
+                                              {{"type", "yarn"}}, int64_t(1) << 62};
+  uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+  int errors = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    auto j = base;
+    for (int m = 0; m < 3; ++m) {
+      const std::string& k = keys[next() % keys.size()];
+      if (next() % 5 == 0) j.erase(k);
+      else j[k] = values[next() % values.size()];
+    }
+    try {
+      DeepseekConfig c = parse_deepseek_config(JsonConfig(j, "mut/config.json"));
+      EXPECT_GT(c.hidden_size, 0);
+    } catch (const Error& e) {
+      ++errors;
+      EXPECT_NE(std::string(e.what()).find("mut/config.json"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GT(errors, 500);
 }

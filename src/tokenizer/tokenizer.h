@@ -41,8 +41,10 @@ class Tokenizer {
   // The contents of the two files; throws dm::Error naming the field that is wrong.
   static Tokenizer from_json(const std::string& tokenizer_json, const std::string& tokenizer_config_json = "");
   static Tokenizer from_spec(const TokenizerSpec& spec);
-  // Split patterns of llama.cpp's tokenizer.ggml.pre names whose HF pre-tokenizer is known here
-  // ("deepseek-v3", "qwen2", "deepseek-r1-qwen", "llama-bpe", "gpt-2"); throws dm::Error for others.
+  // Split patterns (those of the published tokenizer.json files) for llama.cpp's tokenizer.ggml.pre names:
+  // "deepseek-v3", "deepseek-llm", "deepseek-coder", "qwen2", "deepseek-r1-qwen", "llama-bpe", "gpt-2";
+  // throws dm::Error for others. For a GGUF vocab: tokens = tokenizer.ggml.tokens, merges = tokenizer.ggml.merges
+  // split at the space, added_tokens = the CONTROL (special) and USER_DEFINED (not special) token types.
   static std::vector<std::string> pre_tokenizer_regexes(std::string_view gguf_pre);
 
   Tokenizer(Tokenizer&&) noexcept;

@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer_test_util.h"
 #include "tokenizer/unicode.h"
 
@@ -118,6 +120,9 @@ TEST(Tokenizer, FromSpecMatchesTokenizerJson) {
     EXPECT_EQ(t.decode(t.encode(text, false), false), ref.decode(ref.encode(text, false), false)) << dir;
   }
   EXPECT_THROW(Tokenizer::pre_tokenizer_regexes("no-such-pre"), Error);
+  for (const char* name : {"deepseek-v3", "deepseek-llm", "deepseek-coder", "qwen2", "deepseek-r1-qwen", "llama-bpe", "gpt-2"})
+    for (const auto& re : Tokenizer::pre_tokenizer_regexes(name))
+      EXPECT_NO_THROW(make_regex_split(re, SplitBehavior::Isolated, false)) << name << ": " << re;
 }
 
 TEST(Tokenizer, MalformedTokenizerJsonNamesTheProblem) {
@@ -238,4 +243,23 @@ TEST(StreamDecoder, MultiByteCharactersSplitAcrossTokens) {
       expect_stream_matches(t, r, k % 3 == 0);
     }
   }
+}
+
+TEST(Tokenizer, ConcurrentEncodesAgree) {
+  // encode() is const and shares the BPE cache between threads.
+  const Tokenizer& t = test_tokenizer("deepseek-v3");
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) texts.push_back("Thread test " + std::to_string(i * 7919) + " über naïve 東京 🦙 words" + std::string(size_t(i), 'z'));
+  std::vector<Ids> want;
+  for (const auto& s : texts) want.push_back(t.encode(s, true));
+  std::vector<std::thread> threads;
+  std::vector<int> bad(4, 0);
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i)
+          if (t.encode(texts[(i + size_t(k)) % texts.size()], true) != want[(i + size_t(k)) % texts.size()]) ++bad[size_t(k)];
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad, std::vector<int>(4, 0));
 }

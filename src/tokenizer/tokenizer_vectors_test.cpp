@@ -38,8 +38,39 @@ std::vector<std::vector<int32_t>> parse_outputs(const std::string& s) {
   return out;
 }
 
+// DeepSeek-LLM / V2 comes as a vocab-only GGUF plus its vocab (JSON) and merges (text): built in memory, as the
+// GGUF loader will, with BOS/EOS as in the published tokenizer (ids 100000/100001).
+const Tokenizer& deepseek_llm() {
+  static std::unique_ptr<Tokenizer> tok;
+  if (tok) return *tok;
+  const std::string dir = std::string(DM_TEST_DATA) + "/fixtures/tokenizers/deepseek-llm-v2/";
+  auto vocab = nlohmann::json::parse(read_test_file(dir + "vocab.from-gguf.json"));
+  TokenizerSpec spec;
+  spec.tokens.resize(vocab.size());
+  for (auto& [t, id] : vocab.items()) spec.tokens.at(id.get<size_t>()) = t;
+  std::istringstream merges(read_test_file(dir + "merges.from-gguf.txt"));
+  for (std::string line; std::getline(merges, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    spec.merges.emplace_back(line.substr(0, line.find(' ')), line.substr(line.find(' ') + 1));
+  }
+  for (const char* special : {"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"}) {
+    AddedToken a;
+    a.id = int32_t(spec.tokens.size());
+    a.content = special;
+    a.special = true;
+    spec.tokens.push_back(special);
+    spec.added_tokens.push_back(a);
+  }
+  spec.pre_tokenizer_regexes = Tokenizer::pre_tokenizer_regexes("deepseek-llm");
+  spec.bos_id = 100000;
+  spec.eos_id = 100001;
+  spec.add_bos = true;
+  tok = std::make_unique<Tokenizer>(Tokenizer::from_spec(spec));
+  return *tok;
+}
+
 void check_vocab_test(const std::string& name, const std::string& dir) {
-  const Tokenizer& tok = test_tokenizer(dir);
+  const Tokenizer& tok = dir == "deepseek-llm-v2" ? deepseek_llm() : test_tokenizer(dir);
   std::string base = std::string(DM_TEST_DATA) + "/fixtures/vocab-tests/ggml-vocab-" + name + ".gguf";
   auto inputs = split_inputs(read_test_file(base + ".inp"));
   auto outputs = parse_outputs(read_test_file(base + ".out"));
@@ -56,13 +87,11 @@ void check_vocab_test(const std::string& name, const std::string& dir) {
 TEST(VocabTests, Qwen2WithQwen25) { check_vocab_test("qwen2", "qwen2.5"); }
 TEST(VocabTests, Qwen2WithQwen3) { check_vocab_test("qwen2", "qwen3"); }
 TEST(VocabTests, DeepseekR1Qwen) { check_vocab_test("deepseek-r1-qwen", "r1-distill-qwen"); }
-TEST(VocabTests, DeepseekLlm) {
-  GTEST_SKIP() << "deepseek-llm has only a vocab-only GGUF (tokenizers/deepseek-llm-v2): needs the GGUF reader "
-                  "(issue: GGUF loading), which will build a Tokenizer through Tokenizer::from_spec";
-}
+TEST(VocabTests, DeepseekLlmFromVocabAndMerges) { check_vocab_test("deepseek-llm", "deepseek-llm-v2"); }
 TEST(VocabTests, DeepseekCoder) {
   GTEST_SKIP() << "deepseek-coder has only vocab-tests/ggml-vocab-deepseek-coder.gguf: needs the GGUF reader "
-                  "(issue: GGUF loading), which will build a Tokenizer through Tokenizer::from_spec";
+                  "(issue: GGUF loading), which will build it with Tokenizer::from_spec and "
+                  "pre_tokenizer_regexes(\"deepseek-coder\")";
 }
 
 TEST(ChktxtVectors, EveryModelWithATokenizerHere) {
@@ -73,7 +102,7 @@ TEST(ChktxtVectors, EveryModelWithATokenizerHere) {
       {"deepseek-v3", {"deepseek-v3", "deepseek-r1"}},
       {"deepseek-r1-qwen", {"r1-distill-qwen"}},
       {"qwen2", {"qwen2.5", "qwen3"}},
-      {"deepseek-llm", {}},  // vocab-only GGUF: waits for the GGUF reader
+      {"deepseek-llm", {"deepseek-llm-v2"}},  // built from its vocab and merges files
   };
   size_t checked = 0;
   for (auto& [key, entry] : j["models"].items()) {
@@ -82,9 +111,10 @@ TEST(ChktxtVectors, EveryModelWithATokenizerHere) {
     ASSERT_NE(it, dirs.end()) << "chktxt entry without a mapping here: " << key;
     std::vector<int32_t> want = entry["ids"].get<std::vector<int32_t>>();
     for (const auto& d : it->second) {
-      EXPECT_EQ(test_tokenizer(d).encode(text, true), want) << key << " with " << d;
+      const Tokenizer& tok = d == "deepseek-llm-v2" ? deepseek_llm() : test_tokenizer(d);
+      EXPECT_EQ(tok.encode(text, true), want) << key << " with " << d;
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 5u);
+  EXPECT_EQ(checked, 6u);
 }

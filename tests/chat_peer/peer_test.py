@@ -172,9 +172,19 @@ def family_tokens(name):
     return {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
 
 
+_compiled = {}
+
+
 def render_py(env, template, tool_template, tokens, req):
     tmpl = tool_template if (req.get("tools") is not None and tool_template) else template
-    compiled = env.from_string(tmpl)
+    if tmpl not in _compiled:
+        try:
+            _compiled[tmpl] = env.from_string(tmpl)
+        except Exception as e:  # a template Jinja2 cannot compile fails every render
+            _compiled[tmpl] = e
+    compiled = _compiled[tmpl]
+    if isinstance(compiled, Exception):
+        raise compiled
     kwargs = dict(tokens)
     kwargs.update(req.get("chat_template_kwargs") or {})
     return compiled.render(messages=copy.deepcopy(req["messages"]), tools=copy.deepcopy(req.get("tools")),
@@ -247,6 +257,8 @@ def main():
         else:
             if res["ok"]:
                 failures.append(f"{label}: Jinja2 raised ({exp}) but deepmoe rendered {res['output'][:200]!r}")
+            elif exp.startswith("TemplateError: ") and exp[len("TemplateError: "):] not in res["error"]:
+                failures.append(f"{label}: raise_exception message lost: Jinja2 {exp!r}, deepmoe {res['error']!r}")
             else:
                 both_err += 1
     for label, n in per_template_ok.items():
