@@ -46,6 +46,9 @@ int cmd_logits(int argc, char** argv) {
   std::string model_dir = DM_SOURCE_DIR "/models/deepmoe-kjv-tiny", tokens_arg, out_path, mode = "prefill";
   int64_t n_prefill = 0;
   int threads = 0;
+  LoadOptions load;
+  app.add_option("--quant", load.quant, "quantize linear weights at load: q8_0, q4_0")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout)");
   app.add_option("--tokens", tokens_arg, "comma-separated token ids, e.g. 0,320,350")->required();
   app.add_option("--mode", mode, "prefill | decode | mixed")->check(CLI::IsMember({"prefill", "decode", "mixed"}));
@@ -58,7 +61,7 @@ int cmd_logits(int argc, char** argv) {
     return app.exit(e);
   }
 
-  std::unique_ptr<Model> model = load_model(model_dir);
+  std::unique_ptr<Model> model = load_model(model_dir, load);
   const ModelInfo& info = model->info();
   std::vector<int32_t> tokens = parse_tokens(tokens_arg, info.vocab_size);
   const int64_t n = int64_t(tokens.size());

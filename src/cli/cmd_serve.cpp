@@ -44,6 +44,7 @@ int cmd_serve(int argc, char** argv) {
   std::string key_file;
   int threads = 0, max_seqs = 0, ctx = 0;
   double kv_gb = 0;
+  std::string quant;
   app.add_option("-m,--model", models, "model directory or .gguf file, optionally DIR:ALIAS (repeatable)");
   app.add_option("--host", so.host, "address to listen on")->capture_default_str();
   app.add_option("--port", so.port, "port")->capture_default_str()->check(CLI::Range(0, 65535));
@@ -58,6 +59,8 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--ctx-size", ctx, "maximum tokens per sequence (default: the model's context)")
       ->check(CLI::Range(0, 1 << 30));
   app.add_option("-t,--threads", threads, "worker threads per model (0: all hardware threads)");
+  app.add_option("--quant", quant, "quantize linear weights at load: q8_0, q4_0")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("--max-body-bytes", so.max_body_bytes, "largest request body (413 past it)")->capture_default_str();
   app.add_option("--read-timeout", so.read_timeout_s, "seconds a client may take to send a request (or to read a reply)")
       ->capture_default_str()->check(CLI::Range(1, 3600));
@@ -93,6 +96,7 @@ int cmd_serve(int argc, char** argv) {
     mo.engine.max_seqs = std::max(1, max_seqs);
     mo.engine.kv_cache_gb = kv_gb;
     mo.engine.max_context = ctx;
+    mo.load.quant = quant;
     std::unique_ptr<Model> model = load_model_with_progress(path, mo.load);
     auto m = std::make_shared<LocalModel>(mo, std::move(model));
     for (auto& id : ids)

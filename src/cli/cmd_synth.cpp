@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"
+#include "cli/synth_gguf.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -195,7 +196,7 @@ void copy_tokenizer(const fs::path& from, const fs::path& to) {
 
 int cmd_synth(int argc, char** argv) {
   CLI::App app{"Write a random-weight model with exactly the tensor shapes of a config.json", "deepmoe synth"};
-  std::string config_path, out_dir, tokenizer_dir, dtype = "bf16";
+  std::string config_path, out_dir, tokenizer_dir, dtype = "bf16", format = "safetensors", gguf_type = "auto";
   uint64_t seed = 0;
   int threads = 0;
   double shard_gb = 3.0;
@@ -205,6 +206,10 @@ int cmd_synth(int argc, char** argv) {
   app.add_option("--tokenizer", tokenizer_dir, "directory whose tokenizer files are copied");
   app.add_option("--dtype", dtype, "weight storage: f32, bf16 or fp8 (F8_E4M3 + 128x128 scale_inv)")
       ->check(CLI::IsMember({"f32", "bf16", "fp8"}));
+  app.add_option("--format", format, "safetensors (a model directory) or gguf (--out is one .gguf file)")
+      ->check(CLI::IsMember({"safetensors", "gguf"}));
+  app.add_option("--type", gguf_type, "gguf tensor type: f32, f16, bf16, q8_0, q4_0, auto (--dtype's)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0", "auto"}));
   app.add_option("--seed", seed, "random seed");
   app.add_option("--set", sets, "override a config field, e.g. --set num_hidden_layers=2 (repeatable)");
   app.add_option("-t,--threads", threads, "threads (default: all)");
@@ -228,6 +233,19 @@ int cmd_synth(int argc, char** argv) {
   } else {
     cfg.erase("quantization_config");
     cfg["torch_dtype"] = dtype == "f32" ? "float32" : "bfloat16";
+  }
+  if (format == "gguf") {
+    if (dtype == "fp8") fail("synth: --format gguf takes --type, not --dtype fp8");
+    ThreadPool pool(threads);
+    write_synth_gguf(cfg, gguf_type == "auto" ? dtype : gguf_type, tokenizer_dir, out_dir,
+                     [&](const TensorSpec& s, size_t index) {
+                       std::vector<float> buf;
+                       generate_rows(mix64(seed * 0x100000001b3ull + index), init_of(s), cols_of(s.shape), 0,
+                                     rows_of(s.shape), buf, pool);
+                       return buf;
+                     });
+    std::fprintf(stdout, "%s\n", out_dir.c_str());
+    return 0;
   }
   fs::path out = out_dir;
   fs::create_directories(out);

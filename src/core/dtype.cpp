@@ -1,6 +1,8 @@
 // Scalar dtype conversions; the reference that SIMD converters are tested against.
 #include "core/dtype.h"
 
+#include <bit>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -106,37 +108,44 @@ uint16_t f32_to_f16(float f) {
   return sign | uint16_t(((a >> 23) - 127 + 15) << 10 | ((a >> 13) & 0x3ff));
 }
 
-float f8_e4m3_to_f32(uint8_t v) {
-  uint32_t sign = v >> 7;
-  uint32_t exp = (v >> 3) & 0xf;
-  uint32_t man = v & 7;
-  float r;
-  if (exp == 15 && man == 7) {
-    r = NAN;
-  } else if (exp == 0) {
-    r = std::ldexp(float(man), -9);  // subnormal: man/8 * 2^-6
-  } else {
-    r = std::ldexp(1.0f + float(man) / 8.0f, int(exp) - 7);
-  }
-  return sign ? -r : r;
+namespace {
+
+// e4m3fn decoded by bits, exactly: normal (1 + m/8)·2^(e-7) -> f32 exponent e - 7 + 127, mantissa m << 20;
+// subnormal m·2^-9 (an exact small integer times a power of two); 0x7f/0xff NaN.
+constexpr float e4m3_value(uint32_t v) {
+  const uint32_t sign = (v >> 7) << 31, exp = (v >> 3) & 0xf, man = v & 7;
+  if (exp == 15 && man == 7) return std::bit_cast<float>(sign | 0x7fc00000u);
+  if (exp == 0) return (sign ? -1.0f : 1.0f) * float(man) / 512.0f;
+  return std::bit_cast<float>(sign | (exp - 7 + 127) << 23 | man << 20);
 }
+
+struct E4m3Table {
+  float v[256];
+  constexpr E4m3Table() : v() {
+    for (uint32_t i = 0; i < 256; ++i) v[i] = e4m3_value(i);
+  }
+};
+constexpr E4m3Table kE4m3;  // immutable: built at compile time
+
+}  // namespace
+
+float f8_e4m3_to_f32(uint8_t v) { return kE4m3.v[v]; }
 
 uint8_t f32_to_f8_e4m3(float f) {
   uint8_t sign = std::signbit(f) ? 0x80 : 0;
   float a = std::fabs(f);
   if (std::isnan(f)) return 0x7f;
   if (a >= 448.0f) return sign | 0x7e;
-  // Find the nearest representable value by exhaustive search over the 127 finite magnitudes: exact ties go to
-  // the even code. Conversion runs at model-writing time only, so clarity beats speed here.
-  uint8_t best = 0;
-  float best_err = a;
-  for (uint8_t c = 1; c <= 0x7e; ++c) {
-    float err = std::fabs(f8_e4m3_to_f32(c) - a);
-    if (err < best_err || (err == best_err && (c & 1) == 0)) {
-      best = c;
-      best_err = err;
-    }
+  // Codes 0..0x7e are the finite magnitudes in increasing order: binary search for the first one >= a, then take
+  // the nearer of it and its predecessor; exact ties go to the even code.
+  uint8_t lo = 0, hi = 0x7e;
+  while (lo < hi) {
+    const uint8_t mid = uint8_t((lo + hi) / 2);
+    if (kE4m3.v[mid] < a) lo = uint8_t(mid + 1); else hi = mid;
   }
+  if (lo == 0) return sign;
+  const float up = kE4m3.v[lo] - a, down = a - kE4m3.v[lo - 1];
+  const uint8_t best = up < down ? lo : down < up ? uint8_t(lo - 1) : ((lo & 1) == 0 ? lo : uint8_t(lo - 1));
   return sign | best;
 }
 

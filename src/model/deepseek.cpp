@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "model/deepseek_model.h"
+#include "model/quantize_load.h"
 
 namespace dm {
 
@@ -229,8 +230,8 @@ DeepseekModel::DeepseekModel(DeepseekConfig cfg, std::shared_ptr<const WeightSto
 
 std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<const WeightStore> weights,
                                      const LoadOptions& opts) {
-  if (!opts.quant.empty()) fail("--quant ", opts.quant, " is not supported yet for ", config.path());
   DeepseekConfig c = parse_deepseek_config(config);
+  weights = quantize_linear_weights(std::move(weights), specs_of(c), opts.quant);
   const WeightStore& w = *weights;
   check_tensors(c, specs_of(c), w);
   auto m = std::make_unique<DeepseekModel>(c, weights, deepseek_model_info(config, &w));

@@ -39,22 +39,22 @@ void DeepseekModel::attention(int il, std::span<const SeqRows> seqs, const float
   const int64_t rope = c.qk_rope_head_dim, lora = c.kv_lora_rank, kvw = c.kv_width();
   const float eps = float(c.rms_norm_eps);
 
-  // q: [T, H, qk_nope | qk_rope]
-  std::vector<float> q(static_cast<size_t>(T * H * qk));
+  // q: [T, H, qk_nope | qk_rope]; kva: [T, kv_lora_rank | qk_rope] (c_kv before its norm, k_pe before RoPE).
+  // The projections of x run in one parallel region.
+  std::vector<float> q(static_cast<size_t>(T * H * qk)), kva(size_t(T * kvw));
   if (c.q_lora_rank) {
     std::vector<float> qa(static_cast<size_t>(T * c.q_lora_rank));  // [T, q_lora_rank]
-    linear(a.q_a_proj, x, T, qa.data(), pool);
+    const LinearJob jobs[2] = {{a.q_a_proj, x, T, qa.data()}, {a.kv_a_proj_with_mqa, x, T, kva.data()}};
+    linear_multi(jobs, 2, pool);
     for (int64_t t = 0; t < T; ++t) {
       float* r = &qa[size_t(t * c.q_lora_rank)];
       rms_norm(r, a.q_a_layernorm.data(), c.q_lora_rank, eps, r);
     }
     linear(a.q_b_proj, qa.data(), T, q.data(), pool);
   } else {
-    linear(a.q_proj, x, T, q.data(), pool);
+    const LinearJob jobs[2] = {{a.q_proj, x, T, q.data()}, {a.kv_a_proj_with_mqa, x, T, kva.data()}};
+    linear_multi(jobs, 2, pool);
   }
-  // kva: [T, kv_lora_rank | qk_rope] (c_kv before its norm, k_pe before RoPE)
-  std::vector<float> kva(static_cast<size_t>(T * kvw));
-  linear(a.kv_a_proj_with_mqa, x, T, kva.data(), pool);
 
   std::vector<float> cos(static_cast<size_t>(rope / 2)), sin(size_t(rope / 2));
   for (const SeqRows& s : seqs)

@@ -18,8 +18,8 @@ namespace dm {
 void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out, ThreadPool* pool) {
   const int64_t width = m.gate_proj.rows;
   std::vector<float> g(static_cast<size_t>(T * width)), u(size_t(T * width));  // [T, width]
-  linear(m.gate_proj, x, T, g.data(), pool);
-  linear(m.up_proj, x, T, u.data(), pool);
+  const LinearJob jobs[2] = {{m.gate_proj, x, T, g.data()}, {m.up_proj, x, T, u.data()}};  // one parallel region
+  linear_multi(jobs, 2, pool);
   silu_mul(g.data(), u.data(), T * width, g.data());
   linear(m.down_proj, g.data(), T, out, pool);
 }
@@ -105,23 +105,51 @@ void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPoo
   // so each token accumulates its experts in that order whatever else is in the batch.
   std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(n));
   for (int64_t r = 0; r < T * k; ++r) rows_of[size_t(idx[size_t(r)])].push_back(r);
-  std::vector<float> routed(size_t(T * D), 0.0f);  // [T, hidden]: Σ w · expert(x)
-  std::vector<float> xe(size_t(T * D)), ye(size_t(T * D));  // [tokens of one expert, hidden]
+  // All active experts (and the shared ones) run together: one linear_multi for every gate and up projection, one
+  // for every down projection, so in decode their rows spread over all threads with two fork-joins, and in prefill
+  // each expert is one GEMM over its gathered tokens. Expert e's rows start at off[e] in the packed buffers.
+  const int64_t W = c.moe_intermediate_size;
+  std::vector<int64_t> off(static_cast<size_t>(n + 1), 0);
+  for (int64_t e = 0; e < n; ++e) off[size_t(e + 1)] = off[size_t(e)] + int64_t(rows_of[size_t(e)].size());
+  std::vector<float> xe(size_t(T * k * D)), ye(size_t(T * k * D));            // [T*k, hidden]
+  std::vector<float> g(size_t(T * k * W)), u(size_t(T * k * W));              // [T*k, moe_intermediate_size]
+  const int64_t Ws = m.has_shared ? m.shared_experts.gate_proj.rows : 0;
+  std::vector<float> gs(size_t(T * Ws)), us(size_t(T * Ws));                  // [T, shared width]
+  std::vector<LinearJob> jobs;
   for (int64_t e = 0; e < n; ++e) {
     const auto& rows = rows_of[size_t(e)];
     if (rows.empty()) continue;
-    const int64_t ne = int64_t(rows.size());
+    const int64_t ne = int64_t(rows.size()), o = off[size_t(e)];
     for (int64_t r = 0; r < ne; ++r)
-      std::memcpy(&xe[size_t(r * D)], x + (rows[size_t(r)] / k) * D, size_t(D) * sizeof(float));
-    mlp_forward(m.experts[size_t(e)], xe.data(), ne, ye.data(), pool);
-    for (int64_t r = 0; r < ne; ++r)
-      axpy(w[size_t(rows[size_t(r)])], &ye[size_t(r * D)], D, &routed[size_t((rows[size_t(r)] / k) * D)]);
+      std::memcpy(&xe[size_t((o + r) * D)], x + (rows[size_t(r)] / k) * D, size_t(D) * sizeof(float));
+    const MlpWeights& ex = m.experts[size_t(e)];
+    jobs.push_back({ex.gate_proj, &xe[size_t(o * D)], ne, &g[size_t(o * W)]});
+    jobs.push_back({ex.up_proj, &xe[size_t(o * D)], ne, &u[size_t(o * W)]});
   }
-
+  if (m.has_shared) {
+    jobs.push_back({m.shared_experts.gate_proj, x, T, gs.data()});
+    jobs.push_back({m.shared_experts.up_proj, x, T, us.data()});
+  }
+  linear_multi(jobs.data(), jobs.size(), pool);
+  silu_mul(g.data(), u.data(), T * k * W, g.data());
+  if (m.has_shared) silu_mul(gs.data(), us.data(), T * Ws, gs.data());
+  jobs.clear();
+  for (int64_t e = 0; e < n; ++e) {
+    const int64_t ne = off[size_t(e + 1)] - off[size_t(e)], o = off[size_t(e)];
+    if (ne) jobs.push_back({m.experts[size_t(e)].down_proj, &g[size_t(o * W)], ne, &ye[size_t(o * D)]});
+  }
   if (m.has_shared)
-    mlp_forward(m.shared_experts, x, T, out, pool);
+    jobs.push_back({m.shared_experts.down_proj, gs.data(), T, out});
   else
     std::memset(out, 0, size_t(T * D) * sizeof(float));
+  linear_multi(jobs.data(), jobs.size(), pool);
+
+  std::vector<float> routed(size_t(T * D), 0.0f);  // [T, hidden]: Σ w · expert(x), experts in ascending id
+  for (int64_t e = 0; e < n; ++e) {
+    const auto& rows = rows_of[size_t(e)];
+    for (size_t r = 0; r < rows.size(); ++r)
+      axpy(w[size_t(rows[r])], &ye[size_t((off[size_t(e)] + int64_t(r)) * D)], D, &routed[size_t((rows[r] / k) * D)]);
+  }
   for (int64_t i = 0; i < T * D; ++i) out[i] = routed[size_t(i)] + out[i];
 }
 

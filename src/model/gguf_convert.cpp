@@ -56,32 +56,37 @@ void encode(const float* x, int64_t rows, int64_t cols, uint32_t type, uint8_t* 
   }
 }
 
+// An HF tensor of `st` as f32 (FP8 with its _scale_inv block scales dequantized). 1-D tensors are one row.
+std::vector<float> read_f32(const WeightStore& st, const std::string& hf) {
+  const StoredTensor* t = st.find(hf);
+  DM_CHECK(t, "read_f32: no tensor ", hf);
+  const TensorView& v = t->view;
+  int64_t cols = v.ndim() ? v.shape.back() : 1, rows = cols ? v.numel() / cols : 0;
+  Weight wt{v.dtype, rows, cols, v.data, nullptr};
+  if (v.dtype == DType::F8_E4M3) {
+    const StoredTensor* s = st.find(hf + "_scale_inv");
+    if (!s || s->view.dtype != DType::F32 ||
+        s->view.shape != std::vector<int64_t>{(rows + 127) / 128, (cols + 127) / 128})
+      fail(t->file, ": FP8 tensor '", hf, "' needs an F32 '", hf, "_scale_inv' of its 128x128 blocks");
+    wt.scale_inv = s->view.f32();
+  } else if (v.dtype != DType::F32 && v.dtype != DType::F16 && v.dtype != DType::BF16) {
+    fail(t->file, ": tensor '", hf, "' has dtype ", dtype_name(v.dtype), ", which convert cannot read");
+  }
+  std::vector<float> out(size_t(rows * cols));
+  dequantize_rows(wt, 0, rows, out.data());
+  return out;
+}
+
 struct Converter {
   const JsonConfig& cfg;
-  const WeightStore& st;
+  const TensorSource& src;
   GgufWriter& w;
   uint32_t want;  // requested ggml type
   ConvertSummary& sum;
 
-  // An HF tensor as f32 (FP8 with its _scale_inv block scales dequantized). 1-D tensors are one row.
   std::vector<float> f32(const std::string& hf) const {
-    const StoredTensor* t = st.find(hf);
-    if (!t) fail(cfg.path(), ": checkpoint lacks tensor '", hf, "'");
-    const TensorView& v = t->view;
-    int64_t cols = v.ndim() ? v.shape.back() : 1, rows = cols ? v.numel() / cols : 0;
-    Weight wt{v.dtype, rows, cols, v.data, nullptr};
-    if (v.dtype == DType::F8_E4M3) {
-      const StoredTensor* s = st.find(hf + "_scale_inv");
-      if (!s || s->view.dtype != DType::F32 ||
-          s->view.shape != std::vector<int64_t>{(rows + 127) / 128, (cols + 127) / 128})
-        fail(t->file, ": FP8 tensor '", hf, "' needs an F32 '", hf, "_scale_inv' of its 128x128 blocks");
-      wt.scale_inv = s->view.f32();
-    } else if (v.dtype != DType::F32 && v.dtype != DType::F16 && v.dtype != DType::BF16) {
-      fail(t->file, ": tensor '", hf, "' has dtype ", dtype_name(v.dtype), ", which convert cannot read");
-    }
-    std::vector<float> out(size_t(rows * cols));
-    dequantize_rows(wt, 0, rows, out.data());
-    return out;
+    if (!src.shapes.count(hf)) fail(cfg.path(), ": checkpoint lacks tensor '", hf, "'");
+    return src.read(hf);
   }
 
   uint32_t pick(const std::string& name, const std::vector<int64_t>& ne) const {
@@ -110,7 +115,7 @@ struct Converter {
   }
 
   std::vector<int64_t> ne_of(const std::string& hf) const {
-    const auto& s = st.find(hf)->view.shape;
+    const auto& s = src.shapes.at(hf);
     return {s.rbegin(), s.rend()};
   }
 };
@@ -206,6 +211,19 @@ ConvertSummary convert_to_gguf(const std::string& model_dir, const std::string& 
                                const ConvertOptions& opts) {
   JsonConfig cfg = JsonConfig::load((fs::path(model_dir) / "config.json").string());
   WeightStore st = WeightStore::open_safetensors(model_dir);
+  TensorSource src;
+  src.dir = model_dir;
+  for (const std::string& n : st.names())
+    if (!ends_with(n, "_scale_inv")) src.shapes[n] = st.find(n)->view.shape;
+  const StoredTensor* e = st.find("model.embed_tokens.weight");
+  src.dtype = e ? e->view.dtype : DType::BF16;
+  src.read = [&st](const std::string& hf) { return read_f32(st, hf); };
+  return convert_to_gguf(cfg, src, out_path, opts);
+}
+
+ConvertSummary convert_to_gguf(const JsonConfig& cfg, const TensorSource& src, const std::string& out_path,
+                               const ConvertOptions& opts) {
+  const std::string& model_dir = src.dir;
   ConvertSummary sum;
   const std::string mt = cfg.get_string("model_type");
   static const std::map<std::string, std::string> archs = {{"deepseek_v2", "deepseek2"}, {"deepseek_v3", "deepseek2"},
@@ -217,8 +235,7 @@ ConvertSummary convert_to_gguf(const std::string& model_dir, const std::string& 
 
   std::string type = opts.type;
   if (type == "auto") {
-    const StoredTensor* e = st.find("model.embed_tokens.weight");
-    DType d = e ? e->view.dtype : DType::BF16;
+    const DType d = src.dtype;
     type = d == DType::F32 ? "f32" : d == DType::F16 ? "f16" : "bf16";
   }
   static const std::map<std::string, std::pair<uint32_t, uint32_t>> types = {
@@ -248,14 +265,14 @@ ConvertSummary convert_to_gguf(const std::string& model_dir, const std::string& 
   if (std::string note = add_tokenizer_metadata(w, model_dir, cfg, cfg.get_int("vocab_size")); !note.empty())
     sum.notes.push_back(note);
 
-  Converter cv{cfg, st, w, ti->second.first, sum};
+  Converter cv{cfg, src, w, ti->second.first, sum};
   if (a == "llama" && cfg.has("rope_scaling") && cfg.child("rope_scaling").get_string("rope_type", "") == "llama3") {
     std::vector<float> f = llama3_rope_freqs(cfg, head_dim);
     cv.add("rope_freqs.weight", {int64_t(f.size())}, [f] { return f; }, kF32);
   }
   // Stacked experts, gathered per (layer, projection) from model.layers.L.mlp.experts.E.P_proj.weight.
   std::map<std::pair<int, std::string>, int64_t> experts;
-  for (const std::string& hf : st.names()) {
+  for (const auto& [hf, shape] : src.shapes) {
     if (ends_with(hf, "_scale_inv") || ends_with(hf, "rotary_emb.inv_freq")) continue;
     int layer = -1;
     std::string rest;
@@ -271,7 +288,7 @@ ConvertSummary convert_to_gguf(const std::string& model_dir, const std::string& 
     }
     if (hf == "lm_head.weight" && cfg.get_bool("tie_word_embeddings", false)) continue;
     std::string g = gguf_name_from_hf(hf);
-    if (g.empty()) fail(st.find(hf)->file, ": tensor '", hf, "' has no GGUF name for architecture ", a);
+    if (g.empty()) fail(cfg.path(), ": tensor '", hf, "' has no GGUF name for architecture ", a);
     std::vector<int64_t> ne = cv.ne_of(hf);
     if (a == "deepseek2" && ends_with(g, ".attn_kv_b.weight")) {
       // kv_b_proj [n_head·(nope + v), kv_lora] -> attn_k_b {nope, kv_lora, n_head} + attn_v_b {kv_lora, v, n_head}
@@ -316,7 +333,7 @@ ConvertSummary convert_to_gguf(const std::string& model_dir, const std::string& 
     std::vector<std::string> names;
     for (int64_t e = 0; e < n; ++e) names.push_back(cat("model.layers.", layer, ".mlp.experts.", e, ".", proj, "_proj.weight"));
     for (auto& hf : names)
-      if (!st.contains(hf)) fail(cfg.path(), ": checkpoint lacks tensor '", hf, "'");
+      if (!src.shapes.count(hf)) fail(cfg.path(), ": checkpoint lacks tensor '", hf, "'");
     std::vector<int64_t> ne = cv.ne_of(names[0]);
     ne.push_back(n);
     cv.add(cat("blk.", layer, ".ffn_", proj, "_exps.weight"), ne, [names, &cv] {

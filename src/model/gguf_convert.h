@@ -5,8 +5,12 @@
 // time while writing, so memory stays near one tensor's size.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "core/dtype.h"
 
 #include "loader/gguf_writer.h"
 #include "loader/json_config.h"
@@ -28,6 +32,18 @@ struct ConvertSummary {
 
 // Throws dm::Error naming the file, field or tensor on anything it cannot convert.
 ConvertSummary convert_to_gguf(const std::string& model_dir, const std::string& out_path,
+                               const ConvertOptions& opts = {});
+
+// The tensors a conversion reads: HF names with shapes, and their values as f32 on demand (called once per tensor,
+// one at a time, while the file is written). convert_to_gguf reads a safetensors checkpoint through one;
+// `deepmoe synth --format gguf` generates random values through another, so no model is ever held whole.
+struct TensorSource {
+  std::string dir;  // tokenizer files (none: stand-in vocabulary) and the default general.name
+  std::map<std::string, std::vector<int64_t>> shapes;  // HF name -> shape (FP8 `_scale_inv` tensors excluded)
+  DType dtype = DType::BF16;                           // the checkpoint's float type, for type "auto"
+  std::function<std::vector<float>(const std::string& name)> read;  // row-major f32 values of one tensor
+};
+ConvertSummary convert_to_gguf(const JsonConfig& cfg, const TensorSource& src, const std::string& out_path,
                                const ConvertOptions& opts = {});
 
 // Tokenizer metadata (tokenizer.ggml.*, tokenizer.chat_template) from tokenizer.json / tokenizer_config.json /

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "model/llama_internal.h"
+#include "model/quantize_load.h"
 
 namespace dm {
 
@@ -127,9 +128,17 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
   const int64_t n = int64_t(toks.size()), D = c_.head_dim, H = c_.num_attention_heads, KV = c_.num_key_value_heads;
   const int64_t half = D / 2, group = H / KV;
   std::vector<float> q(size_t(n * H * D)), k(size_t(n * KV * D)), v(size_t(n * KV * D));  // [n, heads * D]
-  L.q_proj.apply(xn, n, q.data(), pool);
-  L.k_proj.apply(xn, n, k.data(), pool);
-  L.v_proj.apply(xn, n, v.data(), pool);
+  {  // q, k, v in one parallel region (their rows spread over all threads), then the biases
+    const LinearJob jobs[3] = {{L.q_proj.w, xn, n, q.data()}, {L.k_proj.w, xn, n, k.data()},
+                               {L.v_proj.w, xn, n, v.data()}};
+    linear_multi(jobs, 3, pool);
+    const std::pair<const Linear*, float*> outs[3] = {{&L.q_proj, q.data()}, {&L.k_proj, k.data()},
+                                                      {&L.v_proj, v.data()}};
+    for (auto [l, y] : outs)
+      if (!l->bias.empty())
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t r = 0; r < l->w.rows; ++r) y[t * l->w.rows + r] += l->bias[size_t(r)];
+  }
 
   const float eps = float(c_.rms_norm_eps);
   std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
@@ -245,9 +254,9 @@ bool is_llama_family(const std::string& model_type) { return is_dense_model_type
 
 std::unique_ptr<Model> load_llama(const JsonConfig& config, std::shared_ptr<const WeightStore> weights,
                                   const LoadOptions& opts) {
-  if (!opts.quant.empty())
-    fail("--quant ", opts.quant, " is not supported for ", config.get_string("model_type"), " yet");
-  return std::make_unique<LlamaModel>(parse_dense_config(config), std::move(weights));
+  DenseConfig c = parse_dense_config(config);
+  weights = quantize_linear_weights(std::move(weights), dense_tensor_specs(c), opts.quant);
+  return std::make_unique<LlamaModel>(std::move(c), std::move(weights));
 }
 
 }  // namespace dm

@@ -19,8 +19,13 @@ void Linear::apply(const float* x, int64_t n, float* y, ThreadPool* pool) const 
 void SwiGlu::apply(const float* x, int64_t n, float* out, ThreadPool* pool) const {
   const int64_t inter = gate_proj.w.rows;
   std::vector<float> g(size_t(n * inter)), u(size_t(n * inter));  // [n, inter]
-  gate_proj.apply(x, n, g.data(), pool);
-  up_proj.apply(x, n, u.data(), pool);
+  if (gate_proj.bias.empty() && up_proj.bias.empty()) {  // both in one parallel region
+    const LinearJob jobs[2] = {{gate_proj.w, x, n, g.data()}, {up_proj.w, x, n, u.data()}};
+    linear_multi(jobs, 2, pool);
+  } else {
+    gate_proj.apply(x, n, g.data(), pool);
+    up_proj.apply(x, n, u.data(), pool);
+  }
   silu_mul(g.data(), u.data(), n * inter, g.data());
   down_proj.apply(g.data(), n, out, pool);
 }
