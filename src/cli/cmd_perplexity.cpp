@@ -100,7 +100,7 @@ int cmd_perplexity(int argc, char** argv) {
     std::printf("{\"perplexity\": %.6f, \"mean_nll\": %.8f, \"n_scored_tokens\": %lld, \"n_windows\": %lld, "
                 "\"context\": %lld}\n", ppl, mean, (long long)n_scored, (long long)n_windows, (long long)context);
   } else {
-    std::printf("perplexity %.4f (mean NLL %.6f nats/token) over %lld tokens in %lld windows of context %lld\n", ppl,
+    std::printf("perplexity: %.4f (mean NLL %.6f nats/token) over %lld tokens in %lld windows of context %lld\n", ppl,
                 mean, (long long)n_scored, (long long)n_windows, (long long)context);
   }
   return 0;
