@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "cli/gguf_tokenizer.h"
+#include "server/gguf_tokenizer.h"
 #include "cli/model_loading.h"
 #include "core/error.h"
 #include "core/mapped_file.h"

@@ -1,6 +1,6 @@
 // The tokenizer a GGUF file carries (llama.cpp's tokenizer.ggml.* keys, gguf-py constants.py Keys.Tokenizer):
 // token strings by id, token types, BPE merges, pre-tokenizer name, special ids and flags, chat template.
-// Plain data, checked for consistency; building a Tokenizer from it is the caller's (cli/gguf_tokenizer.h).
+// Plain data, checked for consistency; building a Tokenizer from it is the caller's (server/gguf_tokenizer.h).
 #pragma once
 #include <cstdint>
 #include <optional>
