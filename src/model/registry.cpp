@@ -7,6 +7,7 @@
 #include "loader/json_config.h"
 #include "loader/weights.h"
 #include "model/deepseek.h"
+#include "model/gguf_model.h"
 #include "model/llama.h"
 #include "model/model.h"
 
@@ -37,6 +38,14 @@ bool has_weights(const std::string& dir) {
 }  // namespace
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  if (is_gguf_path(path)) {  // GGUF: the adapter's (config, store) pair goes through the same family loaders
+    GgufCheckpoint ck = open_gguf_checkpoint(path);
+    std::shared_ptr<const WeightStore> weights = std::move(ck.weights);
+    switch (family_of(ck.config)) {
+      case Family::Deepseek: return load_deepseek(ck.config, std::move(weights), opts);
+      case Family::Llama: return load_llama(ck.config, std::move(weights), opts);
+    }
+  }
   JsonConfig cfg = config_of(path);
   Family f = family_of(cfg);
   auto weights = std::make_shared<const WeightStore>(WeightStore::open_safetensors(path));
