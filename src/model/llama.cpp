@@ -166,31 +166,43 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
     std::copy_n(v.data() + t * KV * D, KV * D, slot + KV * D);  // V [kv_heads, D]
   }
 
-  // One work item per (token, query head); each reads the cache of its own sequence only.
+  // One work item per (token, KV head, slice of its query heads): each cached K and V row is read once for all
+  // the query heads that share it (GQA). Every head still takes its own dot per position, softmax and axpy in
+  // position order, so results don't depend on the split. Each item reads its own sequence's cache only.
   std::vector<float> attn(size_t(n * H * D));  // [n, heads * D]
   const float scale = 1.0f / std::sqrt(float(D));
   const int bs = kv.block_size();
+  const int n_threads = pool ? pool->size() : 1;
+  const int64_t n_split = std::clamp<int64_t>((2 * n_threads + n * KV - 1) / (n * KV), 1, group);
+  const int64_t per_split = (group + n_split - 1) / n_split;
   auto work = [&](int64_t i0, int64_t i1) {
-    std::vector<float> scores;
+    std::vector<float> scores;  // [heads of the item, ctx]
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / H, h = i % H, g = h / group;
+      const int64_t t = i / (KV * n_split), g = (i / n_split) % KV, sp = i % n_split;
+      const int64_t h0 = g * group + sp * per_split, h1 = std::min(g * group + group, h0 + per_split);
+      if (h0 >= h1) continue;
       const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
-      const int64_t ctx = toks[size_t(t)].pos + 1;
-      const float* qh = q.data() + (t * H + h) * D;
-      scores.resize(size_t(ctx));
-      for (int64_t j = 0; j < ctx; ++j)
-        scores[size_t(j)] = dot(qh, kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D, D) * scale;
-      softmax(scores.data(), ctx);
-      float* o = attn.data() + (t * H + h) * D;
-      std::fill_n(o, D, 0.0f);
-      for (int64_t j = 0; j < ctx; ++j)
-        axpy(scores[size_t(j)], kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D, D, o);
+      const int64_t ctx = toks[size_t(t)].pos + 1, nh = h1 - h0;
+      const float* qt = q.data() + (t * H + h0) * D;
+      scores.resize(size_t(nh * ctx));
+      for (int64_t j = 0; j < ctx; ++j) {
+        const float* kj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D;
+        for (int64_t h = 0; h < nh; ++h) scores[size_t(h * ctx + j)] = dot(qt + h * D, kj, D) * scale;
+      }
+      for (int64_t h = 0; h < nh; ++h) softmax(&scores[size_t(h * ctx)], ctx);
+      float* ot = attn.data() + (t * H + h0) * D;
+      std::fill_n(ot, nh * D, 0.0f);
+      for (int64_t j = 0; j < ctx; ++j) {
+        const float* vj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D;
+        for (int64_t h = 0; h < nh; ++h) axpy(scores[size_t(h * ctx + j)], vj, D, ot + h * D);
+      }
     }
   };
-  if (pool && pool->size() > 1 && n * H > 1) {
-    pool->parallel_for(n * H, work);
+  const int64_t n_items = n * KV * n_split;
+  if (pool && pool->size() > 1 && n_items > 1) {
+    pool->parallel_for(n_items, work);
   } else {
-    work(0, n * H);
+    work(0, n_items);
   }
   L.o_proj.apply(attn.data(), n, out, pool);
 }

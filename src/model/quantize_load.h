@@ -12,8 +12,9 @@ namespace dm {
 
 // A store with the same tensors as `store` where every Kind::Linear tensor of `specs` stored as F32, BF16, F16 or
 // F8_E4M3 (+ its _scale_inv, which is dropped) is replaced by an owned `quant` copy ("q8_0" or "q4_0"); tensors
-// already block-quantized are kept. quant "" returns `store` itself. The source files stay mapped (other tensors
-// still point into them). Throws dm::Error for an unknown quant or a tensor whose columns are not a multiple of 32.
+// already block-quantized, or whose columns are not a multiple of 32 (no whole blocks), are kept as stored.
+// quant "" returns `store` itself. The source files stay mapped (other tensors still point into them).
+// Throws dm::Error for an unknown quant.
 std::shared_ptr<const WeightStore> quantize_linear_weights(std::shared_ptr<const WeightStore> store,
                                                            const std::vector<TensorSpec>& specs,
                                                            const std::string& quant);
