@@ -13,8 +13,12 @@ PACKAGES=(g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchmar
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcpp-httplib-dev libcli11-dev
   python3-jinja2 python3-numpy nodejs npm chromium)
 
+# A package counts as present when dpkg has it, or, for the tools below, when the command is already there (e.g.
+# Node.js from another source, whose npm is bundled and conflicts with Debian's npm package).
+declare -A PROVIDES=([nodejs]=node [npm]=npm [chromium]=chromium [g++]=g++ [cmake]=cmake [ninja-build]=ninja)
 missing=()
 for p in "${PACKAGES[@]}"; do
+  if [ -n "${PROVIDES[$p]:-}" ] && command -v "${PROVIDES[$p]}" >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
