@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 
 #include "kernels/linear.h"
@@ -147,5 +148,26 @@ TEST(QuantLoad, AgreesWithDequantizedTwinAndOriginal) {
       for (size_t i = 0; i < lq.size(); ++i) diff = std::max(diff, double(std::fabs(lq[i] - lo[i])));
       EXPECT_GT(diff, 0) << k.dir << " " << quant;
     }
+  }
+}
+
+// `deepmoe synth --format gguf --type q4_0` writes a file that loads through load_model with Q4_0 linear weights
+// and the config's shapes, and runs.
+TEST(QuantLoad, SynthGgufLoadsAndRuns) {
+  for (const char* name : {"v3_tiny", "qwen2_tiny"}) {
+    const std::string out = ::testing::TempDir() + "/synth_" + name + ".gguf";
+    const std::string cmd = std::string(DEEPMOE_BIN) + " synth --config " + DM_TEST_DATA "/golden/" + name +
+                            "/hf_f32/config.json --format gguf --type q4_0 -t 1 --out " + out + " > /dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    auto m = load_model(out);
+    JsonConfig cfg = JsonConfig::load(std::string(DM_TEST_DATA "/golden/") + name + "/hf_f32/config.json");
+    EXPECT_EQ(m->info().vocab_size, cfg.get_int("vocab_size"));
+    EXPECT_EQ(m->info().n_layers, cfg.get_int("num_hidden_layers"));
+    EXPECT_NE(m->info().dtype_summary.find("Q4_0"), std::string::npos) << m->info().dtype_summary;
+    ThreadPool pool(1);
+    std::vector<int32_t> tokens = {1, 2, 3, 4, 5};
+    std::vector<float> l = all_logits(*m, tokens, &pool);
+    for (float v : l) ASSERT_TRUE(std::isfinite(v));
+    std::remove(out.c_str());
   }
 }
