@@ -201,5 +201,21 @@ TEST(Bundled, PerplexityCommandMatchesTheTrainingScript) {
   EXPECT_NEAR(ppl, want, 0.01 * want);
 }
 
+// `deepmoe run --raw` as a user types it, greedy: the text equals the training script's greedy continuation
+// (the command ends its output with one newline).
+TEST(Bundled, RunCommandGreedyTextMatchesTheTrainingScript) {
+  const auto& g = refs()["greedy"];
+  const std::string cmd = std::string(DEEPMOE_BIN) + " run --raw --temperature 0 --threads 2 --model " + kModel +
+                          " --max-tokens " + std::to_string(g["max_new_tokens"].get<int>()) + " -p '" +
+                          g["prompt"].get<std::string>() + "' 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << cmd << "\n" << out;
+  EXPECT_EQ(out, g["text"].get<std::string>() + "\n");
+}
+
 }  // namespace
 }  // namespace dm
