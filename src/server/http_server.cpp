@@ -151,6 +151,40 @@ class HttpServer::Slot {
   Clock::time_point start_;
 };
 
+// Everything a generation produces, for a non-streamed reply.
+static Delta drain(Completion& c) {
+  Delta all, d;
+  while (c.next(d, std::chrono::milliseconds(1000))) {
+    append_delta(all, d);
+    d = Delta{};
+  }
+  return all;
+}
+
+std::shared_ptr<HttpServer::Slot> HttpServer::admit(const std::string& model, httplib::Response& res, const char* what,
+                                                    std::string& model_id, const StartFn& start) {
+  ApiError err;
+  auto backend = pick(model, err);
+  if (!backend) {
+    send_error(res, err);
+    return nullptr;
+  }
+  if (!acquire_slot()) {
+    ++counters_.rejected;
+    res.set_header("Retry-After", "1");
+    send_error(res, {429, "too many requests are waiting; retry shortly", "", "rate_limit_exceeded"});
+    return nullptr;
+  }
+  auto started = start(*backend);
+  if (auto* e = std::get_if<ApiError>(&started)) {
+    release_slot();
+    send_error(res, *e);
+    return nullptr;
+  }
+  model_id = backend->id();
+  return std::make_shared<Slot>(*this, std::move(std::get<std::unique_ptr<Completion>>(started)), what);
+}
+
 void HttpServer::routes() {
   auto& s = *http_;
   s.set_payload_max_length(opts_.max_body_bytes);
@@ -264,29 +298,14 @@ void HttpServer::routes() {
     auto parsed = parse_chat_request(req.body, opts_.limits);
     if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     ChatRequest& r = std::get<ChatRequest>(parsed);
-    ApiError err;
-    auto model = pick(r.model, err);
-    if (!model) return send_error(res, err);
-    if (!acquire_slot()) {
-      ++counters_.rejected;
-      res.set_header("Retry-After", "1");
-      return send_error(res, {429, "too many requests are waiting; retry shortly", "", "rate_limit_exceeded"});
-    }
-    auto started = model->start_chat(r);
-    if (auto* e = std::get_if<ApiError>(&started)) {
-      release_slot();
-      return send_error(res, *e);
-    }
-    auto slot = std::make_shared<Slot>(*this, std::move(std::get<std::unique_ptr<Completion>>(started)),
-                                       "POST /v1/chat/completions");
-    ResponseMeta meta{new_completion_id("chatcmpl-"), model->id(), unix_now()};
+    std::string model_id;
+    auto slot = admit(r.model, res, "POST /v1/chat/completions", model_id,
+                      [&](ModelBackend& m) { return m.start_chat(r); });
+    if (!slot) return;
+    ResponseMeta meta{new_completion_id("chatcmpl-"), model_id, unix_now()};
     const bool logprobs = r.sampling.logprobs;
     if (!r.stream) {
-      Delta all, d;
-      while (slot->c().next(d, std::chrono::milliseconds(1000))) {
-        append_delta(all, d);
-        d = Delta{};
-      }
+      Delta all = drain(slot->c());
       return send_json(res, 200, chat_response(meta, all, slot->c().finish_reason(), slot->c().usage(), logprobs));
     }
     const bool include_usage = r.include_usage;
@@ -339,30 +358,15 @@ void HttpServer::routes() {
     auto parsed = parse_completion_request(req.body, opts_.limits);
     if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     CompletionRequest& r = std::get<CompletionRequest>(parsed);
-    ApiError err;
-    auto model = pick(r.model, err);
-    if (!model) return send_error(res, err);
-    if (!acquire_slot()) {
-      ++counters_.rejected;
-      res.set_header("Retry-After", "1");
-      return send_error(res, {429, "too many requests are waiting; retry shortly", "", "rate_limit_exceeded"});
-    }
-    auto started = model->start_completion(r);
-    if (auto* e = std::get_if<ApiError>(&started)) {
-      release_slot();
-      return send_error(res, *e);
-    }
-    auto slot = std::make_shared<Slot>(*this, std::move(std::get<std::unique_ptr<Completion>>(started)),
-                                       "POST /v1/completions");
-    ResponseMeta meta{new_completion_id("cmpl-"), model->id(), unix_now()};
+    std::string model_id;
+    auto slot = admit(r.model, res, "POST /v1/completions", model_id,
+                      [&](ModelBackend& m) { return m.start_completion(r); });
+    if (!slot) return;
+    ResponseMeta meta{new_completion_id("cmpl-"), model_id, unix_now()};
     const bool logprobs = r.sampling.logprobs;
     const std::string echo = r.echo ? slot->c().prompt_text() : "";
     if (!r.stream) {
-      Delta all, d;
-      while (slot->c().next(d, std::chrono::milliseconds(1000))) {
-        append_delta(all, d);
-        d = Delta{};
-      }
+      Delta all = drain(slot->c());
       json lp = logprobs ? completion_logprobs(all.logprobs, echo.size()) : json(nullptr);
       return send_json(res, 200,
                        completion_response(meta, echo + all.text, lp, slot->c().finish_reason(), slot->c().usage()));

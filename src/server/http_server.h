@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@
 
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace dm {
@@ -51,7 +53,12 @@ class HttpServer {
 
  private:
   class Slot;
+  using StartFn = std::function<std::variant<std::unique_ptr<Completion>, ApiError>(ModelBackend&)>;
   void routes();
+  // Picks the model, takes a generation slot (429 past the queue) and starts the generation; on failure the error
+  // is written to `res` and the result is null.
+  std::shared_ptr<Slot> admit(const std::string& model, httplib::Response& res, const char* what,
+                              std::string& model_id, const StartFn& start);
   std::shared_ptr<ModelBackend> pick(const std::string& model, ApiError& err) const;
   bool acquire_slot();
   void release_slot();
