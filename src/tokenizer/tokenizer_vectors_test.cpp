@@ -88,11 +88,8 @@ TEST(VocabTests, Qwen2WithQwen25) { check_vocab_test("qwen2", "qwen2.5"); }
 TEST(VocabTests, Qwen2WithQwen3) { check_vocab_test("qwen2", "qwen3"); }
 TEST(VocabTests, DeepseekR1Qwen) { check_vocab_test("deepseek-r1-qwen", "r1-distill-qwen"); }
 TEST(VocabTests, DeepseekLlmFromVocabAndMerges) { check_vocab_test("deepseek-llm", "deepseek-llm-v2"); }
-TEST(VocabTests, DeepseekCoder) {
-  GTEST_SKIP() << "deepseek-coder has only vocab-tests/ggml-vocab-deepseek-coder.gguf: needs the GGUF reader "
-                  "(issue: GGUF loading), which will build it with Tokenizer::from_spec and "
-                  "pre_tokenizer_regexes(\"deepseek-coder\")";
-}
+// deepseek-coder comes only as vocab-tests/ggml-vocab-deepseek-coder.gguf: its vectors are checked through the GGUF
+// reader in tests/golden_gguf/gguf_tokenizer_test.cpp (the tokenizer module itself cannot read GGUF).
 
 TEST(ChktxtVectors, EveryModelWithATokenizerHere) {
   auto j = nlohmann::json::parse(read_test_file(std::string(DM_TEST_DATA) + "/fixtures/vocab-tests/chktxt_vectors.json"));
