@@ -30,20 +30,9 @@ DType safetensors_dtype(const std::string& s, const std::string& context) {
 }
 
 const char* safetensors_dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::F8_E4M3: return "F8_E4M3";
-    case DType::I8: return "I8";
-    case DType::I16: return "I16";
-    case DType::I32: return "I32";
-    case DType::I64: return "I64";
-    case DType::U8: return "U8";
-    case DType::BOOL: return "BOOL";
-    case DType::F64: return "F64";
-    default: fail("dtype ", dtype_name(t), " cannot be stored in safetensors");
-  }
+  // safetensors spells the plain types as dtype_name() does; block-quantized types have no safetensors form.
+  if (dtype_block(t) != 1) fail("dtype ", dtype_name(t), " cannot be stored in safetensors");
+  return dtype_name(t).data();
 }
 
 SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t file_size, const std::string& path) {
