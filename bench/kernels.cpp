@@ -147,13 +147,14 @@ int main(int argc, char** argv) {
   int threads = 2, reps = 5, gemm_tokens = 512;
   std::vector<std::string> dtypes = {"f32", "bf16", "f16", "f8_e4m3", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
   std::string only;
-  bool no_gemm = false, no_moe = false;
+  bool no_gemm = false, no_moe = false, unpacked = false;
   app.add_option("-t,--threads", threads, "threads");
   app.add_option("-r,--reps", reps, "timed repetitions (median reported)");
   app.add_option("--dtype", dtypes, "dtypes to run");
   app.add_option("--shape", only, "only shapes whose name contains this");
   app.add_option("--gemm-tokens", gemm_tokens, "tokens of the prefill GEMM");
   app.add_flag("--no-gemm", no_gemm, "decode only");
+  app.add_flag("--unpacked", unpacked, "Q8_0/Q4_0: the kernels over the rows as stored, not the packed layout");
   app.add_flag("--no-moe", no_moe, "skip the MoE decode step (linear_multi against separate calls)");
   CLI11_PARSE(app, argc, argv);
 
@@ -192,9 +193,15 @@ int main(int argc, char** argv) {
       std::vector<float> scales(size_t((sh.rows + 127) / 128 * ((sh.cols + 127) / 128)), 0.01f);
       const size_t read_bytes = wbytes + (t == DType::F8_E4M3 ? scales.size() * 4 : 0);
       std::vector<Weight> ws(n_copies, w);
+      const bool pack = !unpacked && packable(w);
+      Buffer packed(pack ? packed_bytes(w) * n_copies : 0);
       for (size_t c = 0; c < n_copies; ++c) {
         ws[c].data = data.as<uint8_t>() + c * wbytes;
         ws[c].scale_inv = scales.data();
+        if (pack) {
+          ws[c].packed = packed.as<uint8_t>() + c * packed_bytes(w);
+          pack_rows16(ws[c], packed.as<uint8_t>() + c * packed_bytes(w));
+        }
       }
       std::vector<float> x(size_t(sh.cols * std::max(1, gemm_tokens)), 0.5f), y(size_t(sh.rows * std::max(1, gemm_tokens)));
       for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 2001) - 1000) / 1000.0f;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -15,12 +17,26 @@
 #include "cli/model_loading.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/bandwidth.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace dm::cli {
 
 namespace {
+
+// A "Vm..." line of /proc/self/status in bytes (0 if unavailable).
+double proc_status_bytes(const char* key) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double v = 0;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0 && line[n] == ':') v = std::atof(line + n + 1) * 1024.0;  // kB
+  std::fclose(f);
+  return v;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -47,7 +63,7 @@ std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, 
                                    int batch, uint64_t seed) {
   const ModelInfo& info = model.info();
   const int bs = kv.block_size();
-  const int64_t blocks_per_seq = (n_prompt + n_gen + bs - 1) / bs;
+  const int64_t blocks_per_seq = (std::max(n_prompt, n_gen) + bs - 1) / bs;
   std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch)), prompts(static_cast<size_t>(batch));
   uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
   for (int s = 0; s < batch; ++s) {
@@ -65,12 +81,14 @@ std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, 
   model.forward(in, kv, logits.data(), &pool);
   const double prefill = std::chrono::duration<double>(Clock::now() - t0).count();
 
+  // Decode is its own test, as llama-bench's tg: from an empty context, each sequence starts from its prompt's
+  // first token and feeds back its greedy choice n_gen times.
   std::vector<int32_t> next(static_cast<size_t>(batch));
-  for (int s = 0; s < batch; ++s) next[size_t(s)] = argmax(logits.data() + size_t(s) * info.vocab_size, info.vocab_size);
+  for (int s = 0; s < batch; ++s) next[size_t(s)] = n_prompt > 0 ? prompts[size_t(s)][0] : 1;
   t0 = Clock::now();
   for (int64_t step = 0; step < n_gen; ++step) {
     for (int s = 0; s < batch; ++s)
-      in[size_t(s)] = {std::span<const int32_t>(&next[size_t(s)], 1), n_prompt + step, tables[size_t(s)], Logits::Last};
+      in[size_t(s)] = {std::span<const int32_t>(&next[size_t(s)], 1), step, tables[size_t(s)], Logits::Last};
     model.forward(in, kv, logits.data(), &pool);
     for (int s = 0; s < batch; ++s) next[size_t(s)] = argmax(logits.data() + size_t(s) * info.vocab_size, info.vocab_size);
   }
@@ -103,6 +121,7 @@ int cmd_bench(int argc, char** argv) {
   LoadOptions opts;
   opts.quant = quant;
   std::unique_ptr<Model> model = load_model_with_progress(model_dir, opts, json);
+  const double load_peak_rss = proc_status_bytes("VmHWM");  // before any buffer of the benchmark itself
   const ModelInfo& info = model->info();
   if (info.max_context > 0 && n_prompt + n_gen > info.max_context)
     fail("-p ", n_prompt, " + -n ", n_gen, " exceeds the model's context of ", info.max_context, " tokens");
@@ -116,7 +135,8 @@ int cmd_bench(int argc, char** argv) {
                  info.model_type.c_str(), pool.size(), batch, human_bytes(double(kv.bytes())).c_str());
   // A buffer well beyond the caches: 4x the weights, between 256 MiB and 1 GiB.
   const size_t bw_bytes = std::clamp<size_t>(size_t(4 * info.weight_bytes), size_t(256) << 20, size_t(1) << 30);
-  const double bw = measure_read_bandwidth_gbs(pool, bw_bytes);
+  const double bw = cli::measure_read_bandwidth_gbs(pool, bw_bytes);
+  const double int8_peak = measure_vnni_gops(pool);  // 0 without AVX-512 VNNI
   std::string isa;
   const double peak = measure_peak_gflops(pool, &isa);
 
@@ -128,7 +148,12 @@ int cmd_bench(int argc, char** argv) {
     if (n_gen > 0) tg.push_back(double(n_gen) * batch / d);
   }
   const Stats sp = stats_of(pp), sd = stats_of(tg);
-  const double flops_per_token = 2.0 * double(info.n_active_params);
+  const double rss_after = proc_status_bytes("VmRSS");
+  // Matrix products per prompt token: every active weight but the embedding table (a row lookup); the lm_head
+  // runs for the last token only. Attention's own products are left out (under 2% at 512 tokens).
+  const double embed_params = double(info.vocab_size) * double(info.hidden_size);
+  const double flops_per_token =
+      2.0 * (double(info.n_active_params) - embed_params) + 2.0 * embed_params / double(n_prompt);
   const double bytes_per_token = double(info.weight_bytes_per_token);
   // Decode streams the active weights once per step (a lower bound for batch > 1, where more experts are hit).
   const double decode_gbs = sd.median / batch * bytes_per_token / 1e9;
@@ -151,6 +176,11 @@ int cmd_bench(int argc, char** argv) {
     j["decode_bandwidth_share"] = bw > 0 ? decode_gbs / bw : 0.0;
     j["peak_gflop_s"] = peak;
     j["peak_isa"] = isa;
+    j["peak_int8_gop_s"] = int8_peak;
+    j["prefill_int8_share"] = int8_peak > 0 ? prefill_gflops / int8_peak : 0.0;
+    j["load_peak_rss_bytes"] = load_peak_rss;
+    j["rss_after_runs_bytes"] = rss_after;
+    j["kv_cache_bytes"] = kv.bytes();
     j["flops_per_token"] = flops_per_token;
     j["prefill_gflop_s"] = prefill_gflops;
     j["prefill_flop_share"] = peak > 0 ? prefill_gflops / peak : 0.0;
@@ -160,13 +190,17 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model: %s (%s), %d layers, %.2f B params (%.2f B active), %s, %s\n", info.model_type.c_str(),
               info.architecture.c_str(), info.n_layers, info.n_params / 1e9, info.n_active_params / 1e9,
               human_bytes(double(info.weight_bytes)).c_str(), info.dtype_summary.c_str());
-  std::printf("machine: %d threads | read bandwidth %.1f GB/s | peak %.0f GFLOP/s (%s)\n", pool.size(), bw, peak,
-              isa.c_str());
+  std::printf("machine: %d threads | read bandwidth %.1f GB/s | peak %.0f GFLOP/s (%s) | int8 peak %.0f GOP/s\n",
+              pool.size(), bw, peak, isa.c_str(), int8_peak);
+  std::printf("memory: peak RSS at load %s, RSS after the runs %s (weights %s + KV cache %s)\n",
+              human_bytes(load_peak_rss).c_str(), human_bytes(rss_after).c_str(),
+              human_bytes(double(info.weight_bytes)).c_str(), human_bytes(double(kv.bytes())).c_str());
   std::printf("%-10s | %12s | %21s | %s\n", "test", "tok/s", "min - max", "share of the hardware limit");
   char name[32];
   std::snprintf(name, sizeof name, "pp%lld", (long long)n_prompt);
-  std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of peak FLOP rate\n", name, sp.median, sp.min,
-              sp.max, prefill_gflops, peak > 0 ? 100 * prefill_gflops / peak : 0.0);
+  std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of f32 peak, %.1f%% of int8 peak\n", name,
+              sp.median, sp.min, sp.max, prefill_gflops, peak > 0 ? 100 * prefill_gflops / peak : 0.0,
+              int8_peak > 0 ? 100 * prefill_gflops / int8_peak : 0.0);
   if (n_gen > 0) {
     std::snprintf(name, sizeof name, "tg%lld", (long long)n_gen);
     std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth\n", name,

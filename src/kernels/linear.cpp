@@ -44,8 +44,10 @@ struct Plan {
   const LinearJob* job = nullptr;
   Simd simd = Simd::Scalar;
   bool int8 = false;
-  Buffer q, s, c;  // QActs storage (int8 path)
+  bool packed = false;  // int8 path over w.packed (kern::PActs activations)
+  Buffer q, s, c;  // QActs / PActs storage (int8 path)
   kern::QActs xq;
+  kern::PActs xa;
   size_t scratch_bytes = 0;  // per thread
   bool owns_acts = true;     // false: xq points into an earlier plan's activations (same x, dtype and shape)
 };
@@ -60,7 +62,8 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
            (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0);
   const int64_t cols = w.cols, n = j.n_tokens;
   if (p.int8) {  // activations are allocated by alloc_acts() unless shared with another job
-    p.scratch_bytes = n > 4 ? kern::q8_scratch_bytes(cols) : 0;
+    p.packed = w.packed != nullptr;
+    p.scratch_bytes = n > 4 && !p.packed ? kern::q8_scratch_bytes(cols) : 0;
     return;
   }
   const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
@@ -74,6 +77,14 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
 void alloc_acts(Plan& p) {
   const int64_t n = p.job->n_tokens, n_pairs = (p.job->w.cols / kQK + 1) / 2;
   const bool q4 = p.job->w.dtype == DType::Q4_0;
+  if (p.packed) {
+    const int64_t cols = p.job->w.cols, nb = cols / kQK;
+    p.q = Buffer(size_t(n * cols));
+    p.s = Buffer(size_t(n * nb) * sizeof(float));
+    if (q4) p.c = Buffer(size_t(n * nb) * sizeof(int32_t));
+    p.xa = kern::PActs{p.q.as<uint8_t>(), p.s.as<float>(), q4 ? p.c.as<int32_t>() : nullptr, cols};
+    return;
+  }
   p.q = Buffer(size_t(n * n_pairs * 64));
   p.s = Buffer(size_t(n * n_pairs * 16) * sizeof(float));
   if (q4) p.c = Buffer(size_t(n * n_pairs * 16) * sizeof(int32_t));
@@ -82,6 +93,14 @@ void alloc_acts(Plan& p) {
 
 void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
   const LinearJob& j = *p.job;
+  if (p.packed) {
+    const int64_t cols = j.w.cols, nb = cols / kQK;
+    for (int64_t t = t0; t < t1; ++t)
+      kern::quantize_acts_plain_avx512(j.x + t * cols, cols, j.w.dtype, p.q.as<uint8_t>() + t * cols,
+                                       p.s.as<float>() + t * nb,
+                                       j.w.dtype == DType::Q4_0 ? p.c.as<int32_t>() + t * nb : nullptr);
+    return;
+  }
   const int64_t np = p.xq.n_pairs;
   for (int64_t t = t0; t < t1; ++t)
     kern::quantize_acts_avx512(j.x + t * j.w.cols, j.w.cols, j.w.dtype, p.q.as<uint8_t>() + t * np * 64,
@@ -91,6 +110,7 @@ void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
 
 void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
   const LinearJob& j = *p.job;
+  if (p.packed) return kern::rows_packed_avx512(j.w, p.xa, j.n_tokens, j.y, r0, r1);
   if (p.int8) return kern::rows_q8_avx512(j.w, p.xq, j.n_tokens, j.y, r0, r1, scratch);
   float* sc = static_cast<float*>(scratch);
   switch (p.simd) {
@@ -101,6 +121,11 @@ void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
 }
 
 }  // namespace
+
+bool packable(const Weight& w) {
+  return (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) && w.cols % kQK == 0 && has_avx512() &&
+         cpu_features().avx512vnni;
+}
 
 Simd linear_simd(const LinearOptions& opt) {
   const Simd want = opt.simd == Simd::Auto ? Simd::Avx512 : opt.simd;
@@ -143,9 +168,10 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
     if (!plans[i].int8) continue;
     for (size_t k = 0; k < i; ++k) {
       const Plan& o = plans[k];
-      if (o.int8 && o.owns_acts && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
+      if (o.int8 && o.owns_acts && o.packed == plans[i].packed && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
           o.job->w.cols == jobs[i].w.cols && o.job->w.dtype == jobs[i].w.dtype) {
         plans[i].xq = o.xq;
+        plans[i].xa = o.xa;
         plans[i].owns_acts = false;
         break;
       }
@@ -180,7 +206,8 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
       if (p.job) run_rows(p, 0, p.job->w.rows, scratch.data());
     return;
   }
-  const int64_t chunk = std::max<int64_t>(1, total_rows / kern::kRowTile / (int64_t(nt) * 8)) * kern::kRowTile;
+  // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
+  const int64_t chunk = std::max<int64_t>(1, total_rows / 16 / (int64_t(nt) * 8)) * 16;
   struct Item {
     const Plan* plan;
     int64_t r0, r1;

@@ -18,11 +18,15 @@ struct Weight {
   int64_t cols = 0;                  // in features
   const void* data = nullptr;        // [rows, cols] in dtype's layout
   const float* scale_inv = nullptr;  // F8_E4M3 only: [ceil(rows/128), ceil(cols/128)]
+  // Q8_0 / Q4_0 only, optional: the same rows re-laid out by pack_rows16() for the int8 kernels, which then read
+  // this instead of data (data stays valid for everything else).
+  const uint8_t* packed = nullptr;
 
   size_t row_bytes() const { return dtype_bytes(dtype, cols); }
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(); }
   int64_t scale_cols() const { return (cols + 127) / 128; }
   // A view of rows [r0, r0+n): e.g. one head's slice of a projection. For F8_E4M3, r0 must be a multiple of 128.
+  // A packed weight keeps its packed rows when r0 is a multiple of 16 (else the slice reads data only).
   Weight slice_rows(int64_t r0, int64_t n) const;
   size_t bytes() const { return size_t(rows) * row_bytes(); }
 };
@@ -73,6 +77,18 @@ Simd linear_simd(const LinearOptions& opt = {});
 
 // out[(r - r0) * cols + c] = W[r, c] as f32, for r in [r0, r1).
 void dequantize_rows(const Weight& w, int64_t r0, int64_t r1, float* out);
+
+// Packed Q8_0 / Q4_0 ("rows16"): rows in groups of 16, the last group padded with zero rows. A group takes
+// 16 · row_bytes() bytes: first the 16 rows' fp16 block scales, [blocks][16 rows], then their quants as
+// [blocks][chunks][16 rows][4 bytes], where chunk i of a row's block is its quant bytes 4i..4i+3 (Q8_0: 8 chunks
+// of int8 weights; Q4_0: 4 chunks of nibble bytes, low nibbles columns 4i.., high nibbles 16 + 4i..). One
+// 64-byte chunk thus holds 4 consecutive columns of 16 rows, the operand of one vpdpbusd against 4 activations
+// broadcast to every lane.
+// True if w is Q8_0 / Q4_0 and this CPU has the kernels that read packed rows (AVX-512 VNNI).
+bool packable(const Weight& w);
+size_t packed_bytes(const Weight& w);  // ceil(rows / 16) · 16 · row_bytes()
+// Writes w's rows in the packed layout to out (packed_bytes(w) bytes, 64-byte aligned).
+void pack_rows16(const Weight& w, uint8_t* out);
 
 // True if linear() supports this dtype.
 bool linear_supports(DType t);

@@ -374,7 +374,134 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
   }
 }
 
+// ---- packed rows (pack_rows16 layout) ----
+// One zmm lane per row of a 16-row group: chunk i of a block (4 columns of 16 rows) goes into one vpdpbusd
+// against those 4 columns' activations broadcast to all lanes, so an int8 block of 16 rows costs 8 vpdpbusd
+// plus one conversion and one fused multiply-add per token, and in prefill the unpacked weights stay in
+// registers across a tile of up to kPT tokens.
+constexpr int kPT = 8;
+
+template <DType DT, int T, int... I>
+void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0,
+                 float* y, int64_t ldy, __mmask16 valid) {
+  __m512 acc[T];
+  ((acc[I] = _mm512_setzero_ps()), ...);
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(grp);
+  const uint8_t* qs = grp + nb * 32;
+  const int64_t cols = xa.cols;
+  const int32_t* x32[T];
+  const float* xs[T];
+  const int32_t* xc[T];
+  ((x32[I] = reinterpret_cast<const int32_t*>(xa.q + (t0 + I) * cols)), ...);
+  ((xs[I] = xa.s + (t0 + I) * nb), ...);
+  if constexpr (DT == DType::Q4_0) ((xc[I] = xa.c + (t0 + I) * nb), ...);
+  const __m512i m4 = _mm512_set1_epi8(15);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + b * 16)));
+    __m512i w[8];
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (DT == DType::Q4_0) {
+      const uint8_t* qb = qs + b * 256;
+      if constexpr (T == 1) _mm_prefetch(reinterpret_cast<const char*>(qb) + 2048, _MM_HINT_T0);
+      for (int i = 0; i < 4; ++i) {
+        const __m512i v = _mm512_loadu_si512(qb + 64 * i);
+        w[i] = _mm512_and_si512(v, m4);
+        w[4 + i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      }
+    } else {
+      const uint8_t* qb = qs + b * 512;
+      if constexpr (T == 1) {
+        _mm_prefetch(reinterpret_cast<const char*>(qb) + 2048, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(qb) + 2048 + 256, _MM_HINT_T0);
+      }
+      const __m512i k80 = _mm512_set1_epi8(char(0x80));
+      for (int i = 0; i < 8; ++i) {
+        w[i] = _mm512_loadu_si512(qb + 64 * i);
+        init = _mm512_dpbusd_epi32(init, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
+      }
+      init = _mm512_sub_epi32(_mm512_setzero_si512(), init);
+    }
+    auto token = [&](int t) {
+      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init;
+      const int32_t* xb = x32[t] + b * 8;
+      for (int i = 0; i < 8; ++i) {
+        if constexpr (DT == DType::Q4_0) {
+          isum = _mm512_dpbusd_epi32(isum, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
+        } else {
+          isum = _mm512_dpbusd_epi32(isum, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
+        }
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[t][b])), acc[t]);
+    };
+    (token(I), ...);
+  }
+  ((_mm512_mask_storeu_ps(y + I * ldy, valid, acc[I])), ...);
+}
+
+template <DType DT, int T>
+void micro_p(const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0, float* y, int64_t ldy, __mmask16 valid) {
+  micro_p_seq<DT, T>(std::make_integer_sequence<int, T>{}, grp, nb, xa, t0, y, ldy, valid);
+}
+
+using MicroP = void (*)(const uint8_t*, int64_t, const PActs&, int64_t, float*, int64_t, __mmask16);
+
+template <DType DT>
+MicroP pick_p(int t) {
+  switch (t) {
+    case 1: return micro_p<DT, 1>;
+    case 2: return micro_p<DT, 2>;
+    case 3: return micro_p<DT, 3>;
+    case 4: return micro_p<DT, 4>;
+    case 5: return micro_p<DT, 5>;
+    case 6: return micro_p<DT, 6>;
+    case 7: return micro_p<DT, 7>;
+    default: return micro_p<DT, 8>;
+  }
+}
+
+template <DType DT>
+void rows_p(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQK, group_bytes = 16 * int64_t(w.row_bytes());
+  // Tokens per block: their activations (cols bytes each) stay in L2 while the thread's row groups pass.
+  const int64_t tb = std::max<int64_t>(64, (256 << 10) / w.cols) / kPT * kPT;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
+    const int64_t t1 = std::min(n_tokens, t0 + tb);
+    for (int64_t r = r0; r < r1; r += 16) {
+      const __mmask16 valid = __mmask16((1u << std::min<int64_t>(16, r1 - r)) - 1);
+      const uint8_t* grp = w.packed + (r / 16) * group_bytes;
+      for (int64_t t = t0; t < t1; t += kPT) {
+        const int tt = int(std::min<int64_t>(kPT, t1 - t));
+        pick_p<DT>(tt)(grp, nb, xa, t, y + t * w.rows + r, w.rows, valid);
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void rows_packed_avx512(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1) {
+  if (w.dtype == DType::Q8_0) return rows_p<DType::Q8_0>(w, xa, n_tokens, y, r0, r1);
+  return rows_p<DType::Q4_0>(w, xa, n_tokens, y, r0, r1);
+}
+
+void quantize_acts_plain_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c) {
+  const int64_t nb = cols / kQK;
+  const bool q8 = wtype == DType::Q8_0;
+  const __m512i off = _mm512_set1_epi32(q8 ? 128 : 0);
+  for (int64_t b = 0; b < nb; ++b, x += kQK, q += kQK) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float db = amax / 127.0f;
+    const float id = db != 0 ? 1.0f / db : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_add_epi32(i0, off)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(i1, off)));
+    s[b] = db;
+    if (!q8) c[b] = -8 * _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+  }
+}
 
 void rows_avx512(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
                  float* scratch) {

@@ -40,4 +40,17 @@ inline size_t q8_scratch_bytes(int64_t cols) { return size_t(kRowTile * (cols / 
 // scales as quantize_activations_q8, laid out as QActs. q: [n_pairs * 64], s, c: [n_pairs * 16] (c: Q4_0 only).
 void quantize_acts_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c);
 
+// Activations for the packed-row kernels: per token, cols quantized values in column order (Q8_0: u8 x + 128;
+// Q4_0: s8 x), the f32 scale of each 32-block, and (Q4_0) -8·Σ of each block's values.
+struct PActs {
+  const uint8_t* q = nullptr;  // [n_tokens][cols]
+  const float* s = nullptr;    // [n_tokens][blocks]
+  const int32_t* c = nullptr;  // Q4_0: [n_tokens][blocks]; else null
+  int64_t cols = 0;
+};
+// Rows [r0, r1) from w.packed (pack_rows16 layout); r0 a multiple of 16, r1 too unless it is w.rows.
+// Per (token, row): the blocks in order, acc = fma(float(int dot), d_w · d_x, acc), exactly linear_ref_q8.
+void rows_packed_avx512(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1);
+void quantize_acts_plain_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c);
+
 }  // namespace dm::kern

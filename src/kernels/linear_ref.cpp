@@ -1,5 +1,7 @@
 // Scalar reference for linear layers: dequantize one row at a time to f32, then plain dot products.
 // This is the test oracle for every SIMD variant; it favours obviousness over speed.
+#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
@@ -13,6 +15,7 @@ Weight Weight::slice_rows(int64_t r0, int64_t n) const {
   Weight w = *this;
   w.rows = n;
   w.data = row(r0);
+  w.packed = packed && r0 % 16 == 0 ? packed + size_t(r0 / 16) * 16 * row_bytes() : nullptr;
   if (dtype == DType::F8_E4M3) {
     DM_CHECK(r0 % 128 == 0, "F8 row slice must start on a 128-row block, got ", r0);
     w.scale_inv = scale_inv + (r0 / 128) * scale_cols();
@@ -106,13 +109,38 @@ void linear_ref_q8(const Weight& w, const float* x, int64_t n_tokens, float* y) 
           }
         }
       }
-      float acc = 0;
+      float acc = 0;  // blocks in order, one fused multiply-add each (the packed kernels' exact order)
       for (int64_t b = 0; b < nb; ++b) {
         int32_t isum = 0;
         for (int i = 0; i < kQK; ++i) isum += int32_t(wq[size_t(b * kQK + i)]) * xq[size_t(b * kQK + i)];
-        acc += wd[size_t(b)] * xd[size_t(b)] * float(isum);
+        acc = std::fma(float(isum), wd[size_t(b)] * xd[size_t(b)], acc);
       }
       y[t * w.rows + r] = acc;
+    }
+  }
+}
+
+size_t packed_bytes(const Weight& w) { return size_t((w.rows + 15) / 16) * 16 * w.row_bytes(); }
+
+void pack_rows16(const Weight& w, uint8_t* out) {
+  DM_CHECK(w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0, "pack_rows16: ", dtype_name(w.dtype));
+  const int64_t nb = w.cols / kQK, groups = (w.rows + 15) / 16;
+  const bool q8 = w.dtype == DType::Q8_0;
+  const int64_t chunks = q8 ? 8 : 4, block_bytes = q8 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
+  std::memset(out, 0, packed_bytes(w));
+  for (int64_t g = 0; g < groups; ++g) {
+    uint8_t* grp = out + size_t(g) * 16 * w.row_bytes();
+    uint16_t* scales = reinterpret_cast<uint16_t*>(grp);  // [nb][16]
+    uint8_t* quants = grp + nb * 16 * 2;                  // [nb][chunks][16][4]
+    for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
+      const uint8_t* row = w.row(g * 16 + l);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + b * block_bytes;
+        uint16_t d;
+        std::memcpy(&d, blk, 2);  // both layouts start with the fp16 scale
+        scales[b * 16 + l] = d;
+        for (int64_t i = 0; i < chunks; ++i) std::memcpy(quants + ((b * chunks + i) * 16 + l) * 4, blk + 2 + 4 * i, 4);
+      }
     }
   }
 }

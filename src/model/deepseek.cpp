@@ -270,6 +270,19 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
     }
     m->layers.push_back(std::move(L));
   }
+  if (opts.pack) {
+    // kv_b_proj stays as stored: the absorbed attention reads its rows one by one.
+    std::vector<Weight*> ws{&m->lm_head};
+    auto mlp = [&](MlpWeights& x) { ws.insert(ws.end(), {&x.gate_proj, &x.up_proj, &x.down_proj}); };
+    for (DeepseekLayer& L : m->layers) {
+      ws.insert(ws.end(), {&L.attn.q_proj, &L.attn.q_a_proj, &L.attn.q_b_proj, &L.attn.kv_a_proj_with_mqa,
+                           &L.attn.o_proj});
+      if (!L.is_moe) mlp(L.mlp);
+      for (MlpWeights& e : L.moe.experts) mlp(e);
+      if (L.moe.has_shared) mlp(L.moe.shared_experts);
+    }
+    m->packed.pack(ws, weights->files());
+  }
   return m;
 }
 

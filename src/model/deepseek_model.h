@@ -11,6 +11,7 @@
 #include "loader/weights.h"
 #include "model/deepseek.h"
 #include "model/model.h"
+#include "model/packed_weights.h"
 
 namespace dm {
 
@@ -70,6 +71,7 @@ class DeepseekModel : public Model {
   std::vector<float> inv_freq;  // [qk_rope_head_dim / 2], YaRN-adjusted
   float rope_mscale = 1;        // cos/sin factor m(mscale) / m(mscale_all_dim)
   MlaImpl mla_impl = MlaImpl::Auto;
+  PackedWeights packed;  // the packed rows the Weights above point to (LoadOptions::pack)
 
  private:
   // x: [T, hidden] normed input, out: [T, hidden]. Writes the new tokens' latents to `kv`.

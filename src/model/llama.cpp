@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "model/llama_internal.h"
+#include "model/packed_weights.h"
 #include "model/quantize_load.h"
 
 namespace dm {
@@ -56,8 +57,18 @@ std::string describe_dtypes(const DenseWeights& w) {
 
 class LlamaModel : public Model {
  public:
-  LlamaModel(DenseConfig c, std::shared_ptr<const WeightStore> store)
+  LlamaModel(DenseConfig c, std::shared_ptr<const WeightStore> store, bool pack)
       : c_(std::move(c)), store_(std::move(store)), w_(bind_dense_weights(c_, *store_)), inv_freq_(rope_inv_freq(c_)) {
+    if (pack) {
+      std::vector<Weight*> ws{&w_.lm_head};
+      auto ffn = [&](SwiGlu& f) { ws.insert(ws.end(), {&f.gate_proj.w, &f.up_proj.w, &f.down_proj.w}); };
+      for (DecoderLayer& L : w_.layers) {
+        ws.insert(ws.end(), {&L.q_proj.w, &L.k_proj.w, &L.v_proj.w, &L.o_proj.w});
+        if (!L.is_moe) ffn(L.mlp);
+        for (SwiGlu& e : L.moe.experts) ffn(e);
+      }
+      packed_.pack(ws, store_->files());
+    }
     info_.architecture = c_.architecture;
     info_.model_type = c_.model_type;
     info_.vocab_size = c_.vocab_size;
@@ -94,6 +105,7 @@ class LlamaModel : public Model {
   DenseConfig c_;
   std::shared_ptr<const WeightStore> store_;  // keeps the mapped weights alive
   DenseWeights w_;
+  PackedWeights packed_;  // the packed rows w_ points to (LoadOptions::pack)
   std::vector<float> inv_freq_;  // [head_dim / 2]
   ModelInfo info_;
 };
@@ -268,7 +280,7 @@ std::unique_ptr<Model> load_llama(const JsonConfig& config, std::shared_ptr<cons
                                   const LoadOptions& opts) {
   DenseConfig c = parse_dense_config(config);
   weights = quantize_linear_weights(std::move(weights), dense_tensor_specs(c), opts.quant);
-  return std::make_unique<LlamaModel>(std::move(c), std::move(weights));
+  return std::make_unique<LlamaModel>(std::move(c), std::move(weights), opts.pack);
 }
 
 }  // namespace dm

@@ -65,6 +65,9 @@ class Model {
 
 struct LoadOptions {
   std::string quant;  // "" (as stored), "q8_0", "q4_0": quantize at load (issue: performance)
+  // Q8_0 / Q4_0 linear weights re-laid out for the int8 kernels at load (model/packed_weights.h); false keeps
+  // every weight in the mapped file pages as stored.
+  bool pack = true;
 };
 
 // What a checkpoint of a given config holds: every tensor's name (exact checkpoint string), shape and role.
