@@ -151,9 +151,9 @@ int cmd_bench(int argc, char** argv) {
   const double rss_after = proc_status_bytes("VmRSS");
   // Matrix products per prompt token: every active weight but the embedding table (a row lookup); the lm_head
   // runs for the last token only. Attention's own products are left out (under 2% at 512 tokens).
-  const double embed_params = double(info.vocab_size) * double(info.hidden_size);
-  const double flops_per_token =
-      2.0 * (double(info.n_active_params) - embed_params) + 2.0 * embed_params / double(n_prompt);
+  const double head_params = double(info.vocab_size) * double(info.hidden_size);
+  const double flops_per_token = 2.0 * (double(info.n_active_params - info.n_lookup_params) - head_params) +
+                                 2.0 * head_params / double(n_prompt);
   const double bytes_per_token = double(info.weight_bytes_per_token);
   // Decode streams the active weights once per step (a lower bound for batch > 1, where more experts are hit).
   const double decode_gbs = sd.median / batch * bytes_per_token / 1e9;

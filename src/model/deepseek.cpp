@@ -88,6 +88,8 @@ void check_tensors(const DeepseekConfig& c, const std::vector<TensorSpec>& specs
   std::vector<std::string> unknown, missing;
   for (const std::string& n : store.names()) {
     if (by_name.count(n)) continue;
+    if (n.ends_with(".self_attn.k_b_proj.weight") || n.ends_with(".self_attn.v_b_proj.weight"))
+      continue;  // the GGUF adapter's halves of kv_b_proj, as stored in the file (checked against it on use)
     if (layer_index(n) >= c.num_hidden_layers) continue;  // MTP module
     const std::string suffix = "_scale_inv";
     if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
@@ -147,6 +149,54 @@ Weight weight_of(const WeightStore& store, const std::string& name) {
   if (v.dtype == DType::F8_E4M3) w.scale_inv = store.find(scale_name(name))->view.f32();
   return w;
 }
+
+// k_b / v_b of MlaWeights (see there), checked against the config's shapes.
+void bind_absorbed(const DeepseekConfig& c, const WeightStore& w, int layer, MlaWeights& a, std::vector<Buffer>& owned) {
+  const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, vd = c.v_head_dim, lora = c.kv_lora_rank;
+  const std::string kb = layer_name(layer, "self_attn.k_b_proj.weight"), vb = layer_name(layer, "self_attn.v_b_proj.weight");
+  if (w.contains(kb) && w.contains(vb)) {
+    const DType qt[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
+                        DType::Q6_K};
+    for (const auto& [name, shape] : {std::pair{kb, std::vector<int64_t>{H * lora, nope}},
+                                      std::pair{vb, std::vector<int64_t>{H * vd, lora}}}) {
+      const TensorView& v = w.find(name)->view;
+      if (std::find(std::begin(qt), std::end(qt), v.dtype) == std::end(qt) || v.shape != shape)
+        fail(w.find(name)->file, ": tensor '", name, "' is ", dtype_name(v.dtype), " ", shape_str(v.shape),
+             ", expected ", shape_str(shape));
+    }
+    a.k_b = weight_of(w, kb);
+    a.v_b = weight_of(w, vb);
+    if (nope % dtype_block(a.k_b.dtype) == 0 && lora % dtype_block(a.v_b.dtype) == 0) return;
+    a.v_b = Weight{};  // rows too short for the stored block type: fall back to kv_b_proj below
+  }
+  // W_UKᵀ from kv_b_proj: exact in its own dtype if that is a plain float type, else in f32.
+  const Weight& kv = a.kv_b_proj;
+  const DType dt = kv.dtype == DType::F32 || kv.dtype == DType::BF16 || kv.dtype == DType::F16 ? kv.dtype : DType::F32;
+  const size_t esz = dtype_bytes(dt, 1);
+  Buffer buf(size_t(H * lora * nope) * esz);
+  std::vector<float> row(static_cast<size_t>(lora));
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t d = 0; d < nope; ++d) {
+      const int64_t r = h * (nope + vd) + d;
+      uint8_t* out = buf.as<uint8_t>() + size_t(h * lora * nope + d) * esz;  // column d of head h's [lora, nope]
+      if (dt == kv.dtype) {
+        for (int64_t j = 0; j < lora; ++j) std::memcpy(out + size_t(j * nope) * esz, kv.row(r) + size_t(j) * esz, esz);
+      } else {
+        dequantize_rows(kv, r, r + 1, row.data());
+        for (int64_t j = 0; j < lora; ++j) std::memcpy(out + size_t(j * nope) * esz, &row[size_t(j)], esz);
+      }
+    }
+  a.k_b = Weight{dt, H * lora, nope, buf.data(), nullptr};
+  owned.push_back(std::move(buf));
+  if (kv.dtype != DType::F8_E4M3) return;  // v rows are used in place (row slices of kv_b_proj)
+  // FP8 rows can only be sliced on 128-row scale blocks: W_UV as f32 rows.
+  Buffer vbuf(size_t(H * vd * lora) * sizeof(float));
+  for (int64_t h = 0; h < H; ++h)
+    dequantize_rows(kv, h * (nope + vd) + nope, (h + 1) * (nope + vd), vbuf.as<float>() + h * vd * lora);
+  a.v_b = Weight{DType::F32, H * vd, lora, vbuf.data(), nullptr};
+  owned.push_back(std::move(vbuf));
+}
+
 
 std::vector<float> f32_vector(const WeightStore& store, const std::string& name) {
   const TensorView& v = store.find(name)->view;
@@ -216,6 +266,15 @@ ModelInfo deepseek_model_info(const JsonConfig& config, const WeightStore* weigh
                  : s.kind == K::Embedding ? double(bytes) / double(s.shape[0]) : double(bytes);
   }
   if (c.tie_word_embeddings) per_token += double(c.vocab_size * c.hidden_size) * double(dtype_bytes(plain, 1));
+  // GGUF halves of kv_b_proj (attn_k_b / attn_v_b): held too, and what decode reads instead of kv_b_proj.
+  for (int i = 0; weights && i < c.num_hidden_layers; ++i) {
+    const StoredTensor* kb = weights->find(layer_name(i, "self_attn.k_b_proj.weight"));
+    const StoredTensor* vb = weights->find(layer_name(i, "self_attn.v_b_proj.weight"));
+    const StoredTensor* kv = weights->find(layer_name(i, "self_attn.kv_b_proj.weight"));
+    if (!kb || !vb || !kv) continue;
+    m.weight_bytes += int64_t(kb->view.nbytes + vb->view.nbytes);
+    per_token += double(kb->view.nbytes + vb->view.nbytes) - double(kv->view.nbytes);
+  }
   m.weight_bytes_per_token = int64_t(per_token);
   for (auto& [role, set] : dtypes_by_role) {
     std::string d;
@@ -255,6 +314,7 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
     a.kv_a_proj_with_mqa = weight_of(w, layer_name(i, "self_attn.kv_a_proj_with_mqa.weight"));
     a.kv_a_layernorm = f32_vector(w, layer_name(i, "self_attn.kv_a_layernorm.weight"));
     a.kv_b_proj = weight_of(w, layer_name(i, "self_attn.kv_b_proj.weight"));
+    bind_absorbed(c, w, i, a, m->owned);
     a.o_proj = weight_of(w, layer_name(i, "self_attn.o_proj.weight"));
     L.is_moe = c.is_moe_layer(i);
     if (!L.is_moe) {
@@ -271,12 +331,12 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
     m->layers.push_back(std::move(L));
   }
   if (opts.pack) {
-    // kv_b_proj stays as stored: the absorbed attention reads its rows one by one.
+    // kv_b_proj stays as stored (F32 when rebuilt from GGUF halves; the naive attention reads it in prefill).
     std::vector<Weight*> ws{&m->lm_head};
     auto mlp = [&](MlpWeights& x) { ws.insert(ws.end(), {&x.gate_proj, &x.up_proj, &x.down_proj}); };
     for (DeepseekLayer& L : m->layers) {
       ws.insert(ws.end(), {&L.attn.q_proj, &L.attn.q_a_proj, &L.attn.q_b_proj, &L.attn.kv_a_proj_with_mqa,
-                           &L.attn.o_proj});
+                           &L.attn.o_proj, &L.attn.k_b, &L.attn.v_b});
       if (!L.is_moe) mlp(L.mlp);
       for (MlpWeights& e : L.moe.experts) mlp(e);
       if (L.moe.has_shared) mlp(L.moe.shared_experts);

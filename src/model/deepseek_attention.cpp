@@ -156,41 +156,43 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
   const float scale = float(c.softmax_scale());
   const auto ctx = context_slots(kv, s, il, n_ctx);
 
-  // q_lat[i, h, :] = Σ_d q_nope[i, h, d] · W_UK[h, d, :]   ([n, H, kv_lora_rank]); each W row dequantized once.
-  std::vector<float> q_lat(static_cast<size_t>(n * H * lora)), o_lat(size_t(n * H * lora));
-  parallel_items(pool, H, double(nope) * double(lora) * double(n + 1), [&](int64_t h0, int64_t h1) {
-    std::vector<float> row(static_cast<size_t>(lora));
-    for (int64_t h = h0; h < h1; ++h)
-      for (int64_t d = 0; d < nope; ++d) {
-        dequantize_rows(wkv_b, h * kvb_w + d, h * kvb_w + d + 1, row.data());
-        for (int64_t i = 0; i < n; ++i) axpy(q[(i * H + h) * qk + d], row.data(), lora, &q_lat[size_t((i * H + h) * lora)]);
-      }
-  });
+  // q_lat[h, i, :] = W_UKᵀ[h] · q_nope[i, h] ([H, n, kv_lora_rank]): one linear job per head, all in one
+  // parallel region (in decode the heads' rows spread over the threads).
+  const MlaWeights& a = layers[size_t(il)].attn;
+  std::vector<float> qn(static_cast<size_t>(H * n * nope)), q_lat(size_t(H * n * lora)), o_lat(size_t(H * n * lora));
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(&qn[size_t((h * n + i) * nope)], q + (i * H + h) * qk, size_t(nope) * sizeof(float));
+  std::vector<LinearJob> jobs(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h)
+    jobs[size_t(h)] = {a.k_b.slice_rows(h * lora, lora), &qn[size_t(h * n * nope)], n, &q_lat[size_t(h * n * lora)]};
+  linear_multi(jobs.data(), jobs.size(), pool);
 
-  // Scores against the latent cache; o_lat[i, h, :] = Σ_j p_j · c_kv[j].
+  // Scores against the latent cache; o_lat[h, i, :] = Σ_j p_j · c_kv[j].
   parallel_items(pool, n * H, double(n_ctx) * double(c.kv_width() + lora), [&](int64_t b, int64_t e) {
     std::vector<float> scores(static_cast<size_t>(n_ctx));
     for (int64_t item = b; item < e; ++item) {
       const int64_t i = item / H, h = item % H, p = s.n_past + i;
-      const float* ql = &q_lat[size_t(item * lora)];
+      const float* ql = &q_lat[size_t((h * n + i) * lora)];
       const float* qpe = q + (i * H + h) * qk + nope;
       for (int64_t j = 0; j <= p; ++j)
         scores[size_t(j)] = (dot(ql, ctx[size_t(j)], lora) + dot(qpe, ctx[size_t(j)] + lora, rope)) * scale;
       softmax(scores.data(), p + 1);
-      float* ol = &o_lat[size_t(item * lora)];
+      float* ol = &o_lat[size_t((h * n + i) * lora)];
       for (int64_t j = 0; j <= p; ++j) axpy(scores[size_t(j)], ctx[size_t(j)], lora, ol);
     }
   });
 
-  // o[i, h, d] = o_lat[i, h, :] · W_UV[h, d, :]
-  parallel_items(pool, H, double(vd) * double(lora) * double(n + 1), [&](int64_t h0, int64_t h1) {
-    std::vector<float> row(static_cast<size_t>(lora));
-    for (int64_t h = h0; h < h1; ++h)
-      for (int64_t d = 0; d < vd; ++d) {
-        dequantize_rows(wkv_b, h * kvb_w + nope + d, h * kvb_w + nope + d + 1, row.data());
-        for (int64_t i = 0; i < n; ++i) o[(i * H + h) * vd + d] = dot(&o_lat[size_t((i * H + h) * lora)], row.data(), lora);
-      }
-  });
+  // o[i, h, :] = W_UV[h] · o_lat[h, i]: v_b's rows, or kv_b_proj's v rows of the head in place.
+  std::vector<float> oh(static_cast<size_t>(H * n * vd));
+  for (int64_t h = 0; h < H; ++h) {
+    const Weight wv = a.v_b.data ? a.v_b.slice_rows(h * vd, vd) : wkv_b.slice_rows(h * kvb_w + nope, vd);
+    jobs[size_t(h)] = {wv, &o_lat[size_t(h * n * lora)], n, &oh[size_t(h * n * vd)]};
+  }
+  linear_multi(jobs.data(), jobs.size(), pool);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(o + (i * H + h) * vd, &oh[size_t((h * n + i) * vd)], size_t(vd) * sizeof(float));
 }
 
 }  // namespace dm

@@ -29,6 +29,10 @@ struct MlaWeights {
   Weight kv_a_proj_with_mqa;        // [kv_lora_rank + qk_rope_head_dim, hidden]
   std::vector<float> kv_a_layernorm;// [kv_lora_rank]
   Weight kv_b_proj;                 // [H * (qk_nope_head_dim + v_head_dim), kv_lora_rank]
+  // Absorbed attention (decode): W_UKᵀ of every head, [H * kv_lora_rank, qk_nope_head_dim] (GGUF's attn_k_b as
+  // stored, else kv_b_proj's k rows transposed at load), and W_UV, [H * v_head_dim, kv_lora_rank] (GGUF's
+  // attn_v_b, else null: kv_b_proj's v rows are used in place).
+  Weight k_b, v_b;
   Weight o_proj;                    // [hidden, H * v_head_dim]
 };
 
@@ -72,6 +76,7 @@ class DeepseekModel : public Model {
   float rope_mscale = 1;        // cos/sin factor m(mscale) / m(mscale_all_dim)
   MlaImpl mla_impl = MlaImpl::Auto;
   PackedWeights packed;  // the packed rows the Weights above point to (LoadOptions::pack)
+  std::vector<Buffer> owned;  // k_b built at load
 
  private:
   // x: [T, hidden] normed input, out: [T, hidden]. Writes the new tokens' latents to `kv`.

@@ -77,6 +77,11 @@ struct Builder {
     }
     store.add_owned(cat("model.layers.", layer, ".self_attn.kv_b_proj.weight"), *kb.file, dt, {rows, kv_lora},
                     std::move(buf));
+    // The halves as stored, for the absorbed attention (W_UKᵀ and W_UV per head, in the file's own dtype).
+    store.add(cat("model.layers.", layer, ".self_attn.k_b_proj.weight"),
+              {TensorView{k.dtype, {n_head * kv_lora, nope}, k.data, k.nbytes}, *kb.file});
+    store.add(cat("model.layers.", layer, ".self_attn.v_b_proj.weight"),
+              {TensorView{v.dtype, {n_head * vd, kv_lora}, v.data, v.nbytes}, *vb.file});
   }
 };
 

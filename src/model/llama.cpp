@@ -79,6 +79,7 @@ class LlamaModel : public Model {
     info_.n_params = w_.n_params;
     const double active = c_.num_experts ? double(c_.num_experts_per_tok) / double(c_.num_experts) : 1.0;
     info_.n_active_params = w_.n_params - w_.n_expert_params + int64_t(double(w_.n_expert_params) * active);
+    if (!c_.tie_word_embeddings) info_.n_lookup_params = c_.vocab_size * c_.hidden_size;
     info_.weight_bytes = w_.weight_bytes;
     // Decoding reads one embedding row, every dense weight, and k of the experts of each routed layer.
     int64_t per_token = w_.weight_bytes - w_.expert_bytes + int64_t(double(w_.expert_bytes) * active);

@@ -85,6 +85,7 @@ ModelInfo llama_config_info(const JsonConfig& config) {
   }
   const int64_t active_expert = c.num_experts ? expert / c.num_experts * c.num_experts_per_tok : expert;
   m.n_active_params = m.n_params - expert + active_expert;
+  if (!c.tie_word_embeddings) m.n_lookup_params = embed;
   m.weight_bytes = m.n_params * elem;
   // Decoding reads every dense weight, k experts per routed layer, and one embedding row (all of it when tied).
   m.weight_bytes_per_token = (m.n_active_params - (c.tie_word_embeddings ? 0 : embed)) * elem;

@@ -30,6 +30,7 @@ struct ModelInfo {
   int64_t max_context = 0;    // max_position_embeddings
   int64_t n_params = 0;       // total parameters
   int64_t n_active_params = 0;  // parameters used per token (routed experts: only num_experts_per_tok of them)
+  int64_t n_lookup_params = 0;  // of n_active_params: an embedding table counted whole though rows are looked up
   int64_t weight_bytes = 0;     // bytes of all weights as stored
   int64_t weight_bytes_per_token = 0;  // bytes of weights read to decode one token
   std::vector<int32_t> eos_token_ids;  // from config.json
