@@ -1,5 +1,5 @@
-// One anonymous mapping holds every packed weight (each at a 4 KiB boundary); weights are packed by all hardware
-// threads, one weight at a time per thread.
+// One anonymous mapping holds every packed or copied weight (each at a 4 KiB boundary); weights are packed by
+// all hardware threads, one weight at a time per thread.
 #include "model/packed_weights.h"
 
 #include <sys/mman.h>
@@ -7,11 +7,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <thread>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace dm {
 
@@ -19,15 +22,36 @@ namespace {
 
 constexpr size_t kAlign = 4096;
 
-// Releases the whole pages of [p, p + n) if they lie in one of the read-only file mappings.
-void release_file_pages(const uint8_t* p, size_t n, const std::vector<std::shared_ptr<MappedFile>>& files) {
-  for (const auto& f : files) {
-    if (p < f->data() || p + n > f->data() + f->size()) continue;
-    const uintptr_t page = 4096, b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page,
-                    e = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-    if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
-    return;
-  }
+// MemAvailable of /proc/meminfo in bytes (page cache counts: the packed copy replaces the file's pages), or 0.
+double available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  double v = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "MemAvailable:", 13) == 0) v = std::atof(line + 13) * 1024.0;
+  std::fclose(f);
+  return v;
+}
+
+bool in_files(const void* ptr, size_t n, const std::vector<std::shared_ptr<MappedFile>>& files) {
+  const uint8_t* p = static_cast<const uint8_t*>(ptr);
+  for (const auto& f : files)
+    if (p >= f->data() && p + n <= f->data() + f->size()) return true;
+  return false;
+}
+
+// Releases the whole pages of [p, p + n), which lie in a read-only file mapping.
+void release_file_pages(const void* p, size_t n) {
+  const uintptr_t page = 4096, b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page,
+                  e = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
+// Plain float weights in the file pages: copied as they are (the copy gets huge pages).
+bool copyable(const Weight& w, const std::vector<std::shared_ptr<MappedFile>>& files) {
+  return (w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 || w.dtype == DType::F8_E4M3) &&
+         in_files(w.data, w.bytes(), files);
 }
 
 }  // namespace
@@ -43,12 +67,17 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
   std::vector<const Weight*> todo;
   size_t total = 0;
   for (Weight* w : ws) {
-    if (!w->data || !packable(*w) || offset_of.count(w->data)) continue;
+    if (!w->data || offset_of.count(w->data) || !(packable(*w) || copyable(*w, files))) continue;
     offset_of[w->data] = total;
     todo.push_back(w);
-    total += (packed_bytes(*w) + kAlign - 1) / kAlign * kAlign;
+    total += ((packable(*w) ? packed_bytes(*w) : w->bytes()) + kAlign - 1) / kAlign * kAlign;
   }
   if (total == 0) return;
+  if (const double avail = available_memory(); avail > 0 && double(total) > 0.9 * avail) {
+    log_warn("weights: ", total >> 20, " MiB to pack but ", int64_t(avail) >> 20,
+             " MiB of memory available: kept in the mapped file pages as stored (slower kernels, paged on use)");
+    return;
+  }
   void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) fail("packing weights: cannot allocate ", total, " bytes: ", std::strerror(errno));
   ::madvise(p, total, MADV_HUGEPAGE);  // a hint: without transparent huge pages this is 4 KiB pages
@@ -59,8 +88,12 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
       const Weight& w = *todo[i];
-      pack_rows16(w, arena_ + offset_of[w.data]);
-      release_file_pages(static_cast<const uint8_t*>(w.data), w.bytes(), files);
+      uint8_t* out = arena_ + offset_of.at(w.data);
+      if (packable(w))
+        pack_rows16(w, out);
+      else
+        std::memcpy(out, w.data, w.bytes());
+      if (in_files(w.data, w.bytes(), files)) release_file_pages(w.data, w.bytes());
     }
   };
   const unsigned n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
@@ -68,8 +101,14 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
   for (unsigned t = 1; t < n_threads; ++t) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
-  for (Weight* w : ws)
-    if (w->data && packable(*w)) w->packed = arena_ + offset_of.at(w->data);
+  for (Weight* w : ws) {
+    auto it = w->data ? offset_of.find(w->data) : offset_of.end();
+    if (it == offset_of.end()) continue;
+    if (packable(*w))
+      w->packed = arena_ + it->second;
+    else
+      w->data = arena_ + it->second;  // the copy replaces the released file pages
+  }
 }
 
 }  // namespace dm
