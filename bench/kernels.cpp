@@ -4,6 +4,8 @@
 // against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0); a MoE decode step
 // compares linear_multi with separate calls. Times are medians.
 #include <CLI/CLI.hpp>
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -142,6 +144,13 @@ void moe_decode(DType t, ThreadPool& pool, int reps, double bw) {
 
 }  // namespace
 
+// Backs the whole 2 MiB pages of b with transparent huge pages where the kernel allows it.
+static void huge_pages(Buffer& b) {
+  const uintptr_t page = 2 << 20, p = reinterpret_cast<uintptr_t>(b.data());
+  const uintptr_t begin = (p + page - 1) / page * page, end = (p + b.size()) / page * page;
+  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"bench_kernels: linear() speed per dtype on real model shapes"};
   int threads = 2, reps = 5, gemm_tokens = 512;
@@ -188,6 +197,7 @@ int main(int argc, char** argv) {
       const size_t wbytes = w.bytes();
       const size_t n_copies = std::max<size_t>(1, (size_t(192) << 20) / wbytes + 1);
       Buffer data(wbytes * n_copies);
+      huge_pages(data);  // as the model's weights (model/packed_weights.h)
       fill_weight(t, data.as<uint8_t>(), wbytes, 1);
       for (size_t c = 1; c < n_copies; ++c) std::memcpy(data.as<uint8_t>() + c * wbytes, data.as<uint8_t>(), wbytes);
       std::vector<float> scales(size_t((sh.rows + 127) / 128 * ((sh.cols + 127) / 128)), 0.01f);
@@ -195,6 +205,7 @@ int main(int argc, char** argv) {
       std::vector<Weight> ws(n_copies, w);
       const bool pack = !unpacked && packable(w);
       Buffer packed(pack ? packed_bytes(w) * n_copies : 0);
+      huge_pages(packed);
       for (size_t c = 0; c < n_copies; ++c) {
         ws[c].data = data.as<uint8_t>() + c * wbytes;
         ws[c].scale_inv = scales.data();
