@@ -6,7 +6,9 @@
 #include "model/llama.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "kernels/ops.h"
@@ -179,44 +181,103 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
     std::copy_n(v.data() + t * KV * D, KV * D, slot + KV * D);  // V [kv_heads, D]
   }
 
-  // One work item per (token, KV head, slice of its query heads): each cached K and V row is read once for all
-  // the query heads that share it (GQA). Every head still takes its own dot per position, softmax and axpy in
-  // position order, so results don't depend on the split. Each item reads its own sequence's cache only.
   std::vector<float> attn(size_t(n * H * D));  // [n, heads * D]
   const float scale = 1.0f / std::sqrt(float(D));
   const int bs = kv.block_size();
+
+  // Sequences with many new tokens (prefill): per (sequence, query head), blocks of query tokens as two f32
+  // GEMMs, scores = Q·Kᵀ and out = P·V, on the head's K rows and its Vᵀ gathered from the cache; each block
+  // against the positions it can see only. A score and an output element are one dot product each.
+  constexpr int64_t kGemmMin = 16, kBlk = 64;
+  struct Span {
+    int64_t row0 = 0, n = 0;  // the sequence's tokens in toks
+  };
+  std::vector<Span> spans(batch.size());
+  for (int64_t t = 0; t < n; ++t) {
+    Span& sp = spans[size_t(toks[size_t(t)].seq)];
+    if (sp.n == 0) sp.row0 = t;
+    ++sp.n;
+  }
+  auto long_seq = [&](int32_t seq) { return spans[size_t(seq)].n >= kGemmMin; };
+  std::vector<std::pair<int32_t, int64_t>> gemm_items;  // (sequence, query head)
+  for (size_t sq = 0; sq < batch.size(); ++sq)
+    if (long_seq(int32_t(sq)))
+      for (int64_t h = 0; h < H; ++h) gemm_items.emplace_back(int32_t(sq), h);
+  auto gemm_item = [&](int32_t sq, int64_t h) {
+    const SeqInput& in = batch[size_t(sq)];
+    const Span sp = spans[size_t(sq)];
+    const int64_t g = h / group, n_ctx = in.n_past + sp.n;
+    std::vector<float> kh(size_t(n_ctx * D)), vt(size_t(D * n_ctx)), qh(size_t(kBlk * D)), sc(size_t(kBlk * n_ctx)),
+        oh(size_t(kBlk * D));
+    for (int64_t j = 0; j < n_ctx; ++j)
+      std::memcpy(&kh[size_t(j * D)], kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D,
+                  size_t(D) * sizeof(float));
+    for (int64_t i0 = 0; i0 < sp.n; i0 += kBlk) {
+      const int64_t nb = std::min(kBlk, sp.n - i0), seen = in.n_past + i0 + nb;
+      for (int64_t j = 0; j < seen; ++j) {
+        const float* vj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D;
+        for (int64_t d = 0; d < D; ++d) vt[size_t(d * seen + j)] = vj[d];
+      }
+      for (int64_t i = 0; i < nb; ++i)
+        std::memcpy(&qh[size_t(i * D)], q.data() + ((sp.row0 + i0 + i) * H + h) * D, size_t(D) * sizeof(float));
+      linear(Weight{DType::F32, seen, D, kh.data(), nullptr}, qh.data(), nb, sc.data(), nullptr);
+      for (int64_t i = 0; i < nb; ++i) {
+        float* row = &sc[size_t(i * seen)];
+        const int64_t p = in.n_past + i0 + i;
+        for (int64_t j = 0; j <= p; ++j) row[j] *= scale;
+        softmax(row, p + 1);
+        std::fill(row + p + 1, row + seen, 0.0f);
+      }
+      linear(Weight{DType::F32, D, seen, vt.data(), nullptr}, sc.data(), nb, oh.data(), nullptr);
+      for (int64_t i = 0; i < nb; ++i)
+        std::memcpy(attn.data() + ((sp.row0 + i0 + i) * H + h) * D, &oh[size_t(i * D)], size_t(D) * sizeof(float));
+    }
+  };
+
+  // Other tokens (decode): one work item per (token, KV head, slice of its query heads): each cached K and V row
+  // is read once for all the query heads that share it (GQA). Every head still takes its own dot per position,
+  // softmax and axpy in position order, so results don't depend on the split. Each item reads its own
+  // sequence's cache only.
   const int n_threads = pool ? pool->size() : 1;
   const int64_t n_split = std::clamp<int64_t>((2 * n_threads + n * KV - 1) / (n * KV), 1, group);
   const int64_t per_split = (group + n_split - 1) / n_split;
-  auto work = [&](int64_t i0, int64_t i1) {
-    std::vector<float> scores;  // [heads of the item, ctx]
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / (KV * n_split), g = (i / n_split) % KV, sp = i % n_split;
-      const int64_t h0 = g * group + sp * per_split, h1 = std::min(g * group + group, h0 + per_split);
-      if (h0 >= h1) continue;
-      const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
-      const int64_t ctx = toks[size_t(t)].pos + 1, nh = h1 - h0;
-      const float* qt = q.data() + (t * H + h0) * D;
-      scores.resize(size_t(nh * ctx));
-      for (int64_t j = 0; j < ctx; ++j) {
-        const float* kj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D;
-        for (int64_t h = 0; h < nh; ++h) scores[size_t(h * ctx + j)] = dot(qt + h * D, kj, D) * scale;
-      }
-      for (int64_t h = 0; h < nh; ++h) softmax(&scores[size_t(h * ctx)], ctx);
-      float* ot = attn.data() + (t * H + h0) * D;
-      std::fill_n(ot, nh * D, 0.0f);
-      for (int64_t j = 0; j < ctx; ++j) {
-        const float* vj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D;
-        for (int64_t h = 0; h < nh; ++h) axpy(scores[size_t(h * ctx + j)], vj, D, ot + h * D);
-      }
+  auto token_item = [&](int64_t i, std::vector<float>& scores) {
+    const int64_t t = i / (KV * n_split), g = (i / n_split) % KV, sp = i % n_split;
+    if (long_seq(toks[size_t(t)].seq)) return;
+    const int64_t h0 = g * group + sp * per_split, h1 = std::min(g * group + group, h0 + per_split);
+    if (h0 >= h1) return;
+    const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
+    const int64_t ctx = toks[size_t(t)].pos + 1, nh = h1 - h0;
+    const float* qt = q.data() + (t * H + h0) * D;
+    scores.resize(size_t(nh * ctx));
+    for (int64_t j = 0; j < ctx; ++j) {
+      const float* kj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D;
+      for (int64_t h = 0; h < nh; ++h) scores[size_t(h * ctx + j)] = dot(qt + h * D, kj, D) * scale;
+    }
+    for (int64_t h = 0; h < nh; ++h) softmax(&scores[size_t(h * ctx)], ctx);
+    float* ot = attn.data() + (t * H + h0) * D;
+    std::fill_n(ot, nh * D, 0.0f);
+    for (int64_t j = 0; j < ctx; ++j) {
+      const float* vj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D;
+      for (int64_t h = 0; h < nh; ++h) axpy(scores[size_t(h * ctx + j)], vj, D, ot + h * D);
     }
   };
-  const int64_t n_items = n * KV * n_split;
-  if (pool && pool->size() > 1 && n_items > 1) {
-    pool->parallel_for(n_items, work);
-  } else {
-    work(0, n_items);
-  }
+  // Items are taken from one counter (long ones first), so uneven causal lengths do not leave a thread idle.
+  const int64_t n_gemm = int64_t(gemm_items.size()), n_items = n_gemm + n * KV * n_split;
+  std::atomic<int64_t> next{0};
+  auto work = [&](int) {
+    std::vector<float> scores;
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+      if (i < n_gemm)
+        gemm_item(gemm_items[size_t(i)].first, gemm_items[size_t(i)].second);
+      else
+        token_item(i - n_gemm, scores);
+    }
+  };
+  if (pool && pool->size() > 1 && n_items > 1)
+    pool->run_elastic(work);
+  else
+    work(0);
   L.o_proj.apply(attn.data(), n, out, pool);
 }
 
