@@ -13,8 +13,8 @@
 #include <numeric>
 
 #include "cli/commands.h"
-#include "cli/hardware.h"
 #include "cli/model_loading.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/bandwidth.h"
@@ -135,10 +135,10 @@ int cmd_bench(int argc, char** argv) {
                  info.model_type.c_str(), pool.size(), batch, human_bytes(double(kv.bytes())).c_str());
   // A buffer well beyond the caches: 4x the weights, between 256 MiB and 1 GiB.
   const size_t bw_bytes = std::clamp<size_t>(size_t(4 * info.weight_bytes), size_t(256) << 20, size_t(1) << 30);
-  const double bw = cli::measure_read_bandwidth_gbs(pool, bw_bytes);
+  const double bw = measure_read_bandwidth_gbs(pool, bw_bytes);
   const double int8_peak = measure_vnni_gops(pool);  // 0 without AVX-512 VNNI
-  std::string isa;
-  const double peak = measure_peak_gflops(pool, &isa);
+  const std::string isa = cpu_features().avx512f ? "avx512 f32 fma" : cpu_features().avx2 ? "avx2 f32 fma" : "none";
+  const double peak = measure_fma_gflops(pool);  // 0 without AVX2 / AVX-512
 
   run_once(*model, kv, pool, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
   std::vector<double> pp, tg;

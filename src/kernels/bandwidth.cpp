@@ -4,6 +4,7 @@
 #include "kernels/bandwidth.h"
 
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -124,6 +125,11 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
   const int nt = pool.size();
   const size_t slice = bytes / size_t(nt) / 4096 * 4096;
   Buffer buf(slice * size_t(nt));
+  {  // on 2 MiB pages where the kernel allows it, as the weights the decode kernels stream (model/packed_weights.h)
+    const uintptr_t page = 2 << 20, p = reinterpret_cast<uintptr_t>(buf.data());
+    const uintptr_t b = (p + page - 1) / page * page, e = (p + buf.size()) / page * page;
+    if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+  }
   const bool wide = cpu_features().avx512f;
   std::atomic<uint64_t> sink{0};
   // Each thread first writes its own slice, so its pages are faulted in (and placed) by the thread reading them.

@@ -79,7 +79,10 @@ void micro_f_seq(std::integer_sequence<int, I...>, const uint8_t* const* w, cons
   const int64_t next_tile = R > 1 ? (w[1] - w[0]) * R : 0;
   for (int64_t c = c0; c < c1; c += 16) {
     const __mmask16 m = c + 16 <= cols ? __mmask16(0xffff) : tail;
-    if constexpr (T == 1) {
+    if constexpr (T == 1 && R == 1) {  // decode, one row at a time: one stream, prefetched 2 KiB ahead
+      if (((c * elem_bytes<DT>()) & 63) == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(w[0]) + c * elem_bytes<DT>() + 2048, _MM_HINT_T0);
+    } else if constexpr (T == 1) {
       for (int r = 0; r < R; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(w[r]) + c * elem_bytes<DT>() + next_tile, _MM_HINT_T0);
     }
@@ -181,6 +184,11 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       }
       if (as_f32 && (w.dtype != DT || nt > kMaxT))
         for (int i = 0; i < nr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(scratch + i * cols);
+      if (nt == 1 && w.dtype == DT) {  // decode from the weights in place: row after row, one memory stream
+        for (int i = 0; i < nr; ++i)
+          pick<DT>(1, 1)(rows + i, srow + i, x + t0 * cols, cols, 0, cols, nullptr, y + t0 * w.rows + r + i, w.rows);
+        continue;
+      }
       if (nt <= kMaxT) {  // one token tile: all columns in one go
         (as_f32 ? pick<DType::F32>(nr, int(nt)) : pick<DT>(nr, int(nt)))(rows, srow, x + t0 * cols, cols, 0, cols,
                                                                           nullptr, y + t0 * w.rows + r, w.rows);
