@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -60,7 +61,7 @@ int32_t argmax(const float* row, int64_t n) {
 // One repetition: prefill `n_prompt` tokens in each of `batch` sequences (one forward), then `n_gen` decode
 // steps over all of them. Returns {prefill seconds, decode seconds}.
 std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, int64_t n_prompt, int64_t n_gen,
-                                   int batch, uint64_t seed) {
+                                   int batch, uint64_t seed, const std::function<void()>& before_decode = {}) {
   const ModelInfo& info = model.info();
   const int bs = kv.block_size();
   const int64_t blocks_per_seq = (std::max(n_prompt, n_gen) + bs - 1) / bs;
@@ -85,6 +86,7 @@ std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, 
   // first token and feeds back its greedy choice n_gen times.
   std::vector<int32_t> next(static_cast<size_t>(batch));
   for (int s = 0; s < batch; ++s) next[size_t(s)] = n_prompt > 0 ? prompts[size_t(s)][0] : 1;
+  if (before_decode) before_decode();
   t0 = Clock::now();
   for (int64_t step = 0; step < n_gen; ++step) {
     for (int s = 0; s < batch; ++s)
@@ -135,26 +137,34 @@ int cmd_bench(int argc, char** argv) {
                  info.model_type.c_str(), pool.size(), batch, human_bytes(double(kv.bytes())).c_str());
   // A buffer well beyond the caches: 4x the weights, between 256 MiB and 1 GiB.
   const size_t bw_bytes = std::clamp<size_t>(size_t(4 * info.weight_bytes), size_t(256) << 20, size_t(1) << 30);
-  const double bw = measure_read_bandwidth_gbs(pool, bw_bytes);
   const double int8_peak = measure_vnni_gops(pool);  // 0 without AVX-512 VNNI
   const std::string isa = cpu_features().avx512f ? "avx512 f32 fma" : cpu_features().avx2 ? "avx2 f32 fma" : "none";
   const double peak = measure_fma_gflops(pool);  // 0 without AVX2 / AVX-512
 
   run_once(*model, kv, pool, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
-  std::vector<double> pp, tg;
+  // The host's memory bandwidth drifts (on shared machines by 2x within minutes): it is probed right before
+  // every decode run, and each run's speed is taken as a share of its own probe.
+  std::vector<double> pp, tg, bws, shares;
+  const double bytes_per_token = double(info.weight_bytes_per_token);
   for (int r = 0; r < reps; ++r) {
-    auto [p, d] = run_once(*model, kv, pool, n_prompt, n_gen, batch, uint64_t(r) + 1);
+    double bw_r = 0;
+    auto [p, d] = run_once(*model, kv, pool, n_prompt, n_gen, batch, uint64_t(r) + 1,
+                           [&] { bw_r = measure_read_bandwidth_gbs(pool, bw_bytes); });
     pp.push_back(double(n_prompt) * batch / p);
-    if (n_gen > 0) tg.push_back(double(n_gen) * batch / d);
+    bws.push_back(bw_r);
+    if (n_gen > 0) {
+      tg.push_back(double(n_gen) * batch / d);
+      shares.push_back(bw_r > 0 ? tg.back() / batch * bytes_per_token / 1e9 / bw_r : 0.0);
+    }
   }
-  const Stats sp = stats_of(pp), sd = stats_of(tg);
+  const Stats sp = stats_of(pp), sd = stats_of(tg), sb = stats_of(bws), ss = stats_of(shares);
+  const double bw = sb.median;
   const double rss_after = proc_status_bytes("VmRSS");
   // Matrix products per prompt token: every active weight but the embedding table (a row lookup); the lm_head
   // runs for the last token only. Attention's own products are left out (under 2% at 512 tokens).
   const double head_params = double(info.vocab_size) * double(info.hidden_size);
   const double flops_per_token = 2.0 * (double(info.n_active_params - info.n_lookup_params) - head_params) +
                                  2.0 * head_params / double(n_prompt);
-  const double bytes_per_token = double(info.weight_bytes_per_token);
   // Decode streams the active weights once per step (a lower bound for batch > 1, where more experts are hit).
   const double decode_gbs = sd.median / batch * bytes_per_token / 1e9;
   const double prefill_gflops = sp.median * flops_per_token / 1e9;
@@ -173,7 +183,9 @@ int cmd_bench(int argc, char** argv) {
     j["read_bandwidth_gb_s"] = bw;
     j["weight_bytes_per_token"] = info.weight_bytes_per_token;
     j["decode_weight_gb_s"] = decode_gbs;
-    j["decode_bandwidth_share"] = bw > 0 ? decode_gbs / bw : 0.0;
+    j["decode_bandwidth_share"] = ss.median;  // median over the runs of (run's GB/s / its own probe)
+    j["read_bandwidth_gb_s_min"] = sb.min;
+    j["read_bandwidth_gb_s_max"] = sb.max;
     j["peak_gflop_s"] = peak;
     j["peak_isa"] = isa;
     j["peak_int8_gop_s"] = int8_peak;
@@ -190,8 +202,9 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model: %s (%s), %d layers, %.2f B params (%.2f B active), %s, %s\n", info.model_type.c_str(),
               info.architecture.c_str(), info.n_layers, info.n_params / 1e9, info.n_active_params / 1e9,
               human_bytes(double(info.weight_bytes)).c_str(), info.dtype_summary.c_str());
-  std::printf("machine: %d threads | read bandwidth %.1f GB/s | peak %.0f GFLOP/s (%s) | int8 peak %.0f GOP/s\n",
-              pool.size(), bw, peak, isa.c_str(), int8_peak);
+  std::printf("machine: %d threads | read bandwidth %.1f GB/s (%.1f - %.1f, probed before each decode run) | peak "
+              "%.0f GFLOP/s (%s) | int8 peak %.0f GOP/s\n",
+              pool.size(), bw, sb.min, sb.max, peak, isa.c_str(), int8_peak);
   std::printf("memory: peak RSS at load %s, RSS after the runs %s (weights %s + KV cache %s)\n",
               human_bytes(load_peak_rss).c_str(), human_bytes(rss_after).c_str(),
               human_bytes(double(info.weight_bytes)).c_str(), human_bytes(double(kv.bytes())).c_str());
@@ -203,8 +216,8 @@ int cmd_bench(int argc, char** argv) {
               int8_peak > 0 ? 100 * prefill_gflops / int8_peak : 0.0);
   if (n_gen > 0) {
     std::snprintf(name, sizeof name, "tg%lld", (long long)n_gen);
-    std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth\n", name,
-                sd.median, sd.min, sd.max, decode_gbs, bw > 0 ? 100 * decode_gbs / bw : 0.0);
+    std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth (median of "
+                "the runs' shares)\n", name, sd.median, sd.min, sd.max, decode_gbs, 100 * ss.median);
   }
   if (batch > 1) std::printf("(batch %d: tok/s are totals over all sequences)\n", batch);
   return 0;

@@ -429,22 +429,28 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
         if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(sc + b * 16) + kPrefetch / 16, _MM_HINT_T0);
       }
       const __m512i k80 = _mm512_set1_epi8(char(0x80));
+      __m512i init2 = _mm512_setzero_si512();
       for (int i = 0; i < 8; ++i) {
         w[i] = _mm512_loadu_si512(qb + 64 * i);
-        init = _mm512_dpbusd_epi32(init, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
+        __m512i& acc_i = i % 2 ? init2 : init;
+        acc_i = _mm512_dpbusd_epi32(acc_i, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
       }
-      init = _mm512_sub_epi32(_mm512_setzero_si512(), init);
+      init = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(init, init2));
     }
     auto token = [&](int t) {
-      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init;
+      // Two independent chains of 4 (one token has no other work to hide the latency of 8 dependent vpdpbusd),
+      // added at the end: integer sums, so the result is the same.
+      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init, isum2 = _mm512_setzero_si512();
       const int32_t* xb = x32[t] + b * 8;
       for (int i = 0; i < 8; ++i) {
+        __m512i& acc_i = T == 1 && i % 2 ? isum2 : isum;
         if constexpr (DT == DType::Q4_0) {
-          isum = _mm512_dpbusd_epi32(isum, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
+          acc_i = _mm512_dpbusd_epi32(acc_i, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
         } else {
-          isum = _mm512_dpbusd_epi32(isum, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
+          acc_i = _mm512_dpbusd_epi32(acc_i, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
         }
       }
+      if constexpr (T == 1) isum = _mm512_add_epi32(isum, isum2);
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[t][b])), acc[t]);
     };
     (token(I), ...);
