@@ -206,15 +206,20 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
       if (p.job) run_rows(p, 0, p.job->w.rows, scratch.data());
     return;
   }
-  // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
-  const int64_t chunk = std::max<int64_t>(1, total_rows / 16 / (int64_t(nt) * 8)) * 16;
+  // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest)
+  // of about 128 KiB of weights: small enough that the last one taken leaves the other threads waiting only
+  // ~5 µs in decode, large enough that taking one costs nothing next to its work.
+  auto chunk_of = [](const Weight& w) {
+    return std::max<int64_t>(1, int64_t((128 << 10) / std::max<size_t>(1, w.row_bytes())) / 16) * 16;
+  };
   struct Item {
     const Plan* plan;
     int64_t r0, r1;
   };
   std::vector<Item> items;
   for (const Plan& p : plans)
-    for (int64_t r = 0; p.job && r < p.job->w.rows; r += chunk) items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
+    for (int64_t r = 0, chunk = p.job ? chunk_of(p.job->w) : 0; p.job && r < p.job->w.rows; r += chunk)
+      items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
   std::atomic<size_t> next{0};
   pool->run_elastic([&](int t) {
     void* sc = scratch.as<uint8_t>() + size_t(t) * scratch_bytes;

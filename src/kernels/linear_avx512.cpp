@@ -516,10 +516,13 @@ void quantize_acts_plain_avx512(const float* x, int64_t cols, DType wtype, uint8
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_add_epi32(i0, off)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(i1, off)));
+    const __m128i b0 = _mm512_cvtepi32_epi8(_mm512_add_epi32(i0, off)), b1 = _mm512_cvtepi32_epi8(_mm512_add_epi32(i1, off));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), b0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), b1);
     s[b] = db;
-    if (!q8) c[b] = -8 * _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    // Σ of the bytes as stored (bounded, whatever the input: non-finite values convert to INT_MIN before the
+    // truncation to 8 bits, and summing those would overflow).
+    if (!q8) c[b] = -8 * _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(b0), _mm512_cvtepi8_epi32(b1)));
   }
 }
 
