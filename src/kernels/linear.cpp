@@ -206,10 +206,14 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
       if (p.job) run_rows(p, 0, p.job->w.rows, scratch.data());
     return;
   }
-  // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest)
-  // of about 128 KiB of weights: small enough that the last one taken leaves the other threads waiting only
-  // ~5 µs in decode, large enough that taking one costs nothing next to its work.
-  auto chunk_of = [](const Weight& w) {
+  // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
+  // Decode (a few tokens): about 128 KiB of weights each, small enough that the last one taken leaves the other
+  // threads waiting only ~5 µs. Prefill: about 8 per thread, so that each streams the activations over many rows.
+  int64_t max_tokens = 0;
+  for (size_t i = 0; i < n_jobs; ++i) max_tokens = std::max(max_tokens, jobs[i].n_tokens);
+  const int64_t prefill_chunk = std::max<int64_t>(1, total_rows / 16 / (int64_t(nt) * 8)) * 16;
+  auto chunk_of = [&](const Weight& w) {
+    if (max_tokens > kern::kRowTile) return prefill_chunk;
     return std::max<int64_t>(1, int64_t((128 << 10) / std::max<size_t>(1, w.row_bytes())) / 16) * 16;
   };
   struct Item {
