@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "model/deepseek_model.h"
 
@@ -110,36 +111,19 @@ void DeepseekModel::attend_naive(const SeqRows& s, int il, const float* q, KvCac
   for (int64_t j = 0; j < n_ctx; ++j) std::memcpy(&ckv[size_t(j * lora)], ctx[size_t(j)], size_t(lora) * sizeof(float));
   linear(a.kv_b_proj, ckv.data(), n_ctx, kvb.data(), pool);
 
-  // Per head, blocks of query tokens: scores = Q·Kᵀ and out = P·V as two f32 GEMMs (linear() on the head's K
-  // rows and on its Vᵀ), each block against the positions it can see only; heads are shared by the threads.
-  // A score and an output element are one dot product each, so they do not depend on the blocking.
-  const int64_t blk = 64;
+  // Per head: K_h = [k_nope | k_pe] and V_h gathered, then blocked GEMMs (attend_causal_head); heads are shared
+  // by the threads.
   const int n_threads = pool ? pool->size() : 1;
   auto head_work = [&](int64_t h0, int64_t h1) {
-    std::vector<float> kh(size_t(n_ctx * qk)), vt(size_t(vd * n_ctx)), qh(size_t(blk * qk)), sc(size_t(blk * n_ctx)),
-        oh(size_t(blk * vd));
+    std::vector<float> kh(size_t(n_ctx * qk)), vh(size_t(n_ctx * vd));
     for (int64_t h = h0; h < h1; ++h) {
-      for (int64_t j = 0; j < n_ctx; ++j) {  // K_h [n_ctx, qk] = [k_nope | k_pe]
-        std::memcpy(&kh[size_t(j * qk)], &kvb[size_t((j * H + h) * kvb_w)], size_t(nope) * sizeof(float));
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        const float* row = &kvb[size_t((j * H + h) * kvb_w)];
+        std::memcpy(&kh[size_t(j * qk)], row, size_t(nope) * sizeof(float));
         std::memcpy(&kh[size_t(j * qk + nope)], ctx[size_t(j)] + lora, size_t(rope) * sizeof(float));
+        std::memcpy(&vh[size_t(j * vd)], row + nope, size_t(vd) * sizeof(float));
       }
-      for (int64_t i0 = 0; i0 < s.n_new; i0 += blk) {
-        const int64_t nb = std::min(blk, s.n_new - i0), seen = s.n_past + i0 + nb;  // positions [0, seen)
-        for (int64_t d = 0; d < vd; ++d)  // Vᵀ_h [vd, seen]
-          for (int64_t j = 0; j < seen; ++j) vt[size_t(d * seen + j)] = kvb[size_t((j * H + h) * kvb_w + nope + d)];
-        for (int64_t i = 0; i < nb; ++i) std::memcpy(&qh[size_t(i * qk)], q + ((i0 + i) * H + h) * qk, size_t(qk) * 4);
-        linear(Weight{DType::F32, seen, qk, kh.data(), nullptr}, qh.data(), nb, sc.data(), nullptr);
-        for (int64_t i = 0; i < nb; ++i) {
-          float* row = &sc[size_t(i * seen)];
-          const int64_t p = s.n_past + i0 + i;
-          for (int64_t j = 0; j <= p; ++j) row[j] *= scale;
-          softmax(row, p + 1);
-          std::fill(row + p + 1, row + seen, 0.0f);
-        }
-        linear(Weight{DType::F32, vd, seen, vt.data(), nullptr}, sc.data(), nb, oh.data(), nullptr);
-        for (int64_t i = 0; i < nb; ++i)
-          std::memcpy(o + ((i0 + i) * H + h) * vd, &oh[size_t(i * vd)], size_t(vd) * sizeof(float));
-      }
+      attend_causal_head(q + h * qk, H * qk, s.n_new, s.n_past, kh.data(), qk, vh.data(), vd, scale, o + h * vd, H * vd);
     }
   };
   if (pool && n_threads > 1 && H > 1)

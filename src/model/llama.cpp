@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "model/llama_internal.h"
 #include "model/packed_weights.h"
@@ -185,10 +186,9 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
   const float scale = 1.0f / std::sqrt(float(D));
   const int bs = kv.block_size();
 
-  // Sequences with many new tokens (prefill): per (sequence, query head), blocks of query tokens as two f32
-  // GEMMs, scores = Q·Kᵀ and out = P·V, on the head's K rows and its Vᵀ gathered from the cache; each block
-  // against the positions it can see only. A score and an output element are one dot product each.
-  constexpr int64_t kGemmMin = 16, kBlk = 64;
+  // Sequences with many new tokens (prefill): per (sequence, query head), the head's K and V rows gathered from
+  // the cache, then blocked GEMMs (attend_causal_head).
+  constexpr int64_t kGemmMin = 16;
   struct Span {
     int64_t row0 = 0, n = 0;  // the sequence's tokens in toks
   };
@@ -207,31 +207,14 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
     const SeqInput& in = batch[size_t(sq)];
     const Span sp = spans[size_t(sq)];
     const int64_t g = h / group, n_ctx = in.n_past + sp.n;
-    std::vector<float> kh(size_t(n_ctx * D)), vt(size_t(D * n_ctx)), qh(size_t(kBlk * D)), sc(size_t(kBlk * n_ctx)),
-        oh(size_t(kBlk * D));
-    for (int64_t j = 0; j < n_ctx; ++j)
-      std::memcpy(&kh[size_t(j * D)], kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D,
-                  size_t(D) * sizeof(float));
-    for (int64_t i0 = 0; i0 < sp.n; i0 += kBlk) {
-      const int64_t nb = std::min(kBlk, sp.n - i0), seen = in.n_past + i0 + nb;
-      for (int64_t j = 0; j < seen; ++j) {
-        const float* vj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D;
-        for (int64_t d = 0; d < D; ++d) vt[size_t(d * seen + j)] = vj[d];
-      }
-      for (int64_t i = 0; i < nb; ++i)
-        std::memcpy(&qh[size_t(i * D)], q.data() + ((sp.row0 + i0 + i) * H + h) * D, size_t(D) * sizeof(float));
-      linear(Weight{DType::F32, seen, D, kh.data(), nullptr}, qh.data(), nb, sc.data(), nullptr);
-      for (int64_t i = 0; i < nb; ++i) {
-        float* row = &sc[size_t(i * seen)];
-        const int64_t p = in.n_past + i0 + i;
-        for (int64_t j = 0; j <= p; ++j) row[j] *= scale;
-        softmax(row, p + 1);
-        std::fill(row + p + 1, row + seen, 0.0f);
-      }
-      linear(Weight{DType::F32, D, seen, vt.data(), nullptr}, sc.data(), nb, oh.data(), nullptr);
-      for (int64_t i = 0; i < nb; ++i)
-        std::memcpy(attn.data() + ((sp.row0 + i0 + i) * H + h) * D, &oh[size_t(i * D)], size_t(D) * sizeof(float));
+    std::vector<float> kh(size_t(n_ctx * D)), vh(size_t(n_ctx * D));
+    for (int64_t j = 0; j < n_ctx; ++j) {
+      const float* slot = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs));
+      std::memcpy(&kh[size_t(j * D)], slot + g * D, size_t(D) * sizeof(float));
+      std::memcpy(&vh[size_t(j * D)], slot + (KV + g) * D, size_t(D) * sizeof(float));
     }
+    attend_causal_head(q.data() + (sp.row0 * H + h) * D, H * D, sp.n, in.n_past, kh.data(), D, vh.data(), D, scale,
+                       attn.data() + (sp.row0 * H + h) * D, H * D);
   };
 
   // Other tokens (decode): one work item per (token, KV head, slice of its query heads): each cached K and V row
