@@ -1,7 +1,7 @@
 // deepmoe: run and serve DeepSeek-V3/R1-class MoE models. Dispatches to one function per subcommand.
-#include <cstdio>
 #include <malloc.h>
 
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string_view>
