@@ -4,10 +4,106 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/clones.h"
 #include "kernels/linear.h"
 #include "kernels/ops.h"
 
 namespace dm {
+
+namespace {
+
+constexpr int kLanes = 16;
+using V16 = float __attribute__((vector_size(kLanes * sizeof(float))));  // lowered to the clone's vector width
+using V16u = float __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float)), may_alias));
+
+#define DM_LOAD16(p) (*reinterpret_cast<const V16u*>(p))
+
+// s[g * n + j + r] = scale · q_g·k_{j+r} for G heads and R rows at once (G·R independent 16-lane sums, so that
+// the FMA latency is hidden); each sum runs over k in 16 lanes, lanes added in a fixed tree, then the tail.
+template <int G, int R>
+[[gnu::always_inline]] inline void scores_block(const float* q, int64_t q_stride, const float* const* rows, int64_t j,
+                                                int64_t dk, float scale, float* s, int64_t n) {
+  V16 acc[G][R] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= dk; c += kLanes) {
+    V16 k[R];
+    for (int r = 0; r < R; ++r) k[r] = DM_LOAD16(rows[j + r] + c);
+    for (int g = 0; g < G; ++g) {
+      const V16 qg = DM_LOAD16(q + g * q_stride + c);
+      for (int r = 0; r < R; ++r) acc[g][r] += qg * k[r];
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int r = 0; r < R; ++r) {
+      float a[kLanes];
+      std::memcpy(a, &acc[g][r], sizeof a);
+      for (int w = kLanes / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; ++l) a[l] += a[l + w];
+      float sum = a[0];
+      for (int64_t t = c; t < dk; ++t) sum += q[g * q_stride + t] * rows[j + r][t];
+      s[g * n + j + r] = sum * scale;
+    }
+}
+
+// out[g] = Σ_j p[g * n + j] · v_j for G heads: one load of each row's 16 values feeds the G heads.
+template <int G>
+[[gnu::always_inline]] inline void values_block(const float* p, const float* const* rows, int64_t n, int64_t dv,
+                                                float* out, int64_t out_stride) {
+  int64_t c = 0;
+  for (; c + kLanes <= dv; c += kLanes) {
+    V16 acc[G] = {};
+    for (int64_t j = 0; j < n; ++j) {
+      const V16 v = DM_LOAD16(rows[j] + c);
+      for (int g = 0; g < G; ++g) acc[g] += p[g * n + j] * v;
+    }
+    for (int g = 0; g < G; ++g) std::memcpy(out + g * out_stride + c, &acc[g], sizeof(V16));
+  }
+  for (; c < dv; ++c)
+    for (int g = 0; g < G; ++g) {
+      float a = 0;
+      for (int64_t j = 0; j < n; ++j) a += p[g * n + j] * rows[j][c];
+      out[g * out_stride + c] = a;
+    }
+}
+
+template <int G>
+[[gnu::always_inline]] inline void attend_group(const float* q, int64_t q_stride, const float* const* rows, int64_t n,
+                                                int64_t dk, int64_t dv, float scale, float* out, int64_t out_stride,
+                                                float* s) {
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    // The rows (a paged cache, usually out of the caches in decode) are fetched a pair ahead.
+    for (int64_t r = j + 2; r < std::min(n, j + 4); ++r)
+      for (int64_t c = 0; c < dk; c += 64 / int64_t(sizeof(float))) __builtin_prefetch(rows[r] + c);
+    scores_block<G, 2>(q, q_stride, rows, j, dk, scale, s, n);
+  }
+  for (; j < n; ++j) scores_block<G, 1>(q, q_stride, rows, j, dk, scale, s, n);
+  for (int g = 0; g < G; ++g) softmax(s + g * n, n);
+  values_block<G>(s, rows, n, dv, out, out_stride);
+}
+
+}  // namespace
+
+DM_CLONES void attend_shared_rows(const float* q, int64_t q_stride, int64_t H, const float* const* rows, int64_t n,
+                                  int64_t dk, int64_t dv, float scale, float* out, int64_t out_stride) {
+  if (n <= 0) return;
+  std::vector<float> s(size_t(8 * n));  // [heads of the group, n] scores, then probabilities
+  for (int64_t h = 0; h < H;) {
+    const float* qh = q + h * q_stride;
+    float* oh = out + h * out_stride;
+    const int64_t left = H - h;
+    if (left >= 8) {
+      attend_group<8>(qh, q_stride, rows, n, dk, dv, scale, oh, out_stride, s.data());
+      h += 8;
+    } else if (left >= 4) {
+      attend_group<4>(qh, q_stride, rows, n, dk, dv, scale, oh, out_stride, s.data());
+      h += 4;
+    } else {
+      attend_group<1>(qh, q_stride, rows, n, dk, dv, scale, oh, out_stride, s.data());
+      h += 1;
+    }
+  }
+}
 
 void attend_causal_head(const float* q, int64_t q_stride, int64_t n_new, int64_t n_past, const float* k, int64_t dk,
                         const float* v, int64_t dv, float scale, float* out, int64_t out_stride) {

@@ -6,13 +6,9 @@
 
 #include <cmath>
 
-namespace dm {
+#include "kernels/clones.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define DM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DM_CLONES
-#endif
+namespace dm {
 
 namespace {
 constexpr int kLanes = 16;

@@ -152,20 +152,27 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
     jobs[size_t(h)] = {a.k_b.slice_rows(h * lora, lora), &qn[size_t(h * n * nope)], n, &q_lat[size_t(h * n * lora)]};
   linear_multi(jobs.data(), jobs.size(), pool);
 
-  // Scores against the latent cache; o_lat[h, i, :] = Σ_j p_j · c_kv[j].
-  parallel_items(pool, n * H, double(n_ctx) * double(c.kv_width() + lora), [&](int64_t b, int64_t e) {
-    std::vector<float> scores(static_cast<size_t>(n_ctx));
-    for (int64_t item = b; item < e; ++item) {
-      const int64_t i = item / H, h = item % H, p = s.n_past + i;
-      const float* ql = &q_lat[size_t((h * n + i) * lora)];
-      const float* qpe = q + (i * H + h) * qk + nope;
-      for (int64_t j = 0; j <= p; ++j)
-        scores[size_t(j)] = (dot(ql, ctx[size_t(j)], lora) + dot(qpe, ctx[size_t(j)] + lora, rope)) * scale;
-      softmax(scores.data(), p + 1);
-      float* ol = &o_lat[size_t((h * n + i) * lora)];
-      for (int64_t j = 0; j <= p; ++j) axpy(scores[size_t(j)], ctx[size_t(j)], lora, ol);
+  // Attention over the latent cache, every head against the same rows [c_kv | k_pe] (the key; c_kv is the value):
+  // o_lat[h, i, :] = Σ_j p_j · c_kv[j]. The heads' queries [q_lat | q_pe] go side by side; items are (token,
+  // group of 8 heads).
+  const int64_t kvw = c.kv_width();
+  std::vector<float> qc(static_cast<size_t>(n * H * kvw));  // [n, H, kv_lora_rank | qk_rope]
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t h = 0; h < H; ++h) {
+      float* d = &qc[size_t((i * H + h) * kvw)];
+      std::memcpy(d, &q_lat[size_t((h * n + i) * lora)], size_t(lora) * sizeof(float));
+      std::memcpy(d + lora, q + (i * H + h) * qk + nope, size_t(rope) * sizeof(float));
     }
-  });
+  constexpr int64_t kHeads = 8;
+  const int64_t groups = (H + kHeads - 1) / kHeads;
+  parallel_items(pool, n * groups, double(n_ctx) * double(kvw + lora) * double(std::min(H, kHeads)),
+                 [&](int64_t b, int64_t e) {
+                   for (int64_t item = b; item < e; ++item) {
+                     const int64_t i = item / groups, h0 = item % groups * kHeads, nh = std::min(kHeads, H - h0);
+                     attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, nh, ctx.data(), s.n_past + i + 1, kvw,
+                                        lora, scale, &o_lat[size_t((h0 * n + i) * lora)], n * lora);
+                   }
+                 });
 
   // o[i, h, :] = W_UV[h] · o_lat[h, i]: v_b's rows, or kv_b_proj's v rows of the head in place.
   std::vector<float> oh(static_cast<size_t>(H * n * vd));
