@@ -58,39 +58,62 @@ int32_t argmax(const float* row, int64_t n) {
   return int32_t(std::max_element(row, row + n) - row);
 }
 
-// One repetition: prefill `n_prompt` tokens in each of `batch` sequences (one forward), then `n_gen` decode
-// steps over all of them. Returns {prefill seconds, decode seconds}.
-std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, int64_t n_prompt, int64_t n_gen,
-                                   int batch, uint64_t seed, const std::function<void()>& before_decode = {}) {
-  const ModelInfo& info = model.info();
-  const int bs = kv.block_size();
-  const int64_t blocks_per_seq = (std::max(n_prompt, n_gen) + bs - 1) / bs;
-  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch)), prompts(static_cast<size_t>(batch));
+// Block tables and random prompts of `batch` sequences, each with room for `positions` tokens.
+struct BenchSeqs {
+  std::vector<std::vector<int32_t>> tables, prompts;
+};
+
+BenchSeqs bench_seqs(const ModelInfo& info, int bs, int64_t positions, int64_t n_prompt, int batch, uint64_t seed) {
+  const int64_t blocks_per_seq = (positions + bs - 1) / bs;
+  BenchSeqs b{std::vector<std::vector<int32_t>>(size_t(batch)), std::vector<std::vector<int32_t>>(size_t(batch))};
   uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
   for (int s = 0; s < batch; ++s) {
-    tables[size_t(s)].resize(size_t(blocks_per_seq));
-    std::iota(tables[size_t(s)].begin(), tables[size_t(s)].end(), int32_t(s * blocks_per_seq));
+    b.tables[size_t(s)].resize(size_t(blocks_per_seq));
+    std::iota(b.tables[size_t(s)].begin(), b.tables[size_t(s)].end(), int32_t(s * blocks_per_seq));
     for (int64_t i = 0; i < n_prompt; ++i) {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      prompts[size_t(s)].push_back(int32_t(x % uint64_t(info.vocab_size)));
+      b.prompts[size_t(s)].push_back(int32_t(x % uint64_t(info.vocab_size)));
     }
   }
+  return b;
+}
+
+// Fills positions [0, depth) of every sequence with a random context (once, untimed), as llama-bench's -d.
+void fill_context(Model& model, KvCache& kv, ThreadPool& pool, int64_t depth, int64_t positions, int batch) {
+  if (depth <= 0) return;
+  const BenchSeqs b = bench_seqs(model.info(), kv.block_size(), positions, depth, batch, 977);
+  std::vector<float> logits(size_t(batch) * size_t(model.info().vocab_size));
+  std::vector<SeqInput> in(static_cast<size_t>(batch));
+  for (int s = 0; s < batch; ++s) in[size_t(s)] = {b.prompts[size_t(s)], 0, b.tables[size_t(s)], Logits::Last};
+  model.forward(in, kv, logits.data(), &pool);
+}
+
+// One repetition: prefill `n_prompt` tokens in each of `batch` sequences (one forward), then `n_gen` decode
+// steps over all of them, both after the `depth` positions of context already in the cache. Returns {prefill
+// seconds, decode seconds}.
+std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, int64_t depth, int64_t n_prompt,
+                                   int64_t n_gen, int batch, uint64_t seed,
+                                   const std::function<void()>& before_decode = {}) {
+  const ModelInfo& info = model.info();
+  BenchSeqs b = bench_seqs(info, kv.block_size(), depth + std::max(n_prompt, n_gen), n_prompt, batch, seed);
+  auto& tables = b.tables;
+  auto& prompts = b.prompts;
   std::vector<float> logits(size_t(batch) * size_t(info.vocab_size));
   std::vector<SeqInput> in(static_cast<size_t>(batch));
-  for (int s = 0; s < batch; ++s) in[size_t(s)] = {prompts[size_t(s)], 0, tables[size_t(s)], Logits::Last};
+  for (int s = 0; s < batch; ++s) in[size_t(s)] = {prompts[size_t(s)], depth, tables[size_t(s)], Logits::Last};
   auto t0 = Clock::now();
   model.forward(in, kv, logits.data(), &pool);
   const double prefill = std::chrono::duration<double>(Clock::now() - t0).count();
 
-  // Decode is its own test, as llama-bench's tg: from an empty context, each sequence starts from its prompt's
-  // first token and feeds back its greedy choice n_gen times.
+  // Decode is its own test, as llama-bench's tg: from the context of `depth` positions (empty by default), each
+  // sequence starts from its prompt's first token and feeds back its greedy choice n_gen times.
   std::vector<int32_t> next(static_cast<size_t>(batch));
   for (int s = 0; s < batch; ++s) next[size_t(s)] = n_prompt > 0 ? prompts[size_t(s)][0] : 1;
   if (before_decode) before_decode();
   t0 = Clock::now();
   for (int64_t step = 0; step < n_gen; ++step) {
     for (int s = 0; s < batch; ++s)
-      in[size_t(s)] = {std::span<const int32_t>(&next[size_t(s)], 1), step, tables[size_t(s)], Logits::Last};
+      in[size_t(s)] = {std::span<const int32_t>(&next[size_t(s)], 1), depth + step, tables[size_t(s)], Logits::Last};
     model.forward(in, kv, logits.data(), &pool);
     for (int s = 0; s < batch; ++s) next[size_t(s)] = argmax(logits.data() + size_t(s) * info.vocab_size, info.vocab_size);
   }
@@ -103,13 +126,15 @@ std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, 
 int cmd_bench(int argc, char** argv) {
   CLI::App app{"Prefill / decode tokens per second, against measured memory bandwidth and FLOP rate", "deepmoe bench"};
   std::string model_dir = default_model_dir();
-  int64_t n_prompt = 512, n_gen = 128;
+  int64_t n_prompt = 512, n_gen = 128, depth = 0;
   int reps = 5, threads = 0, batch = 1;
   bool json = false;
   std::string quant;
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout) or .gguf file");
   app.add_option("-p,--n-prompt", n_prompt, "prompt tokens per sequence (prefill test)")->check(CLI::Range(1, 1 << 20));
   app.add_option("-n,--n-gen", n_gen, "generated tokens per sequence (decode test)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("-d,--depth", depth, "tokens of context already in the cache before each test (as llama-bench -d)")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("-r,--repetitions", reps, "runs; the median is reported")->check(CLI::Range(1, 1000));
   app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
   app.add_option("--batch", batch, "sequences decoded together")->check(CLI::Range(1, 4096));
@@ -125,12 +150,14 @@ int cmd_bench(int argc, char** argv) {
   std::unique_ptr<Model> model = load_model_with_progress(model_dir, opts, json);
   const double load_peak_rss = proc_status_bytes("VmHWM");  // before any buffer of the benchmark itself
   const ModelInfo& info = model->info();
-  if (info.max_context > 0 && n_prompt + n_gen > info.max_context)
-    fail("-p ", n_prompt, " + -n ", n_gen, " exceeds the model's context of ", info.max_context, " tokens");
+  if (info.max_context > 0 && depth + std::max(n_prompt, n_gen) > info.max_context)
+    fail("-d ", depth, " + -p ", n_prompt, " / -n ", n_gen, " exceeds the model's context of ", info.max_context,
+         " tokens");
   ThreadPool pool(threads);
 
   const int bs = 16;
-  const int64_t blocks = int64_t(batch) * ((n_prompt + n_gen + bs - 1) / bs);
+  const int64_t positions = depth + std::max(n_prompt, n_gen);
+  const int64_t blocks = int64_t(batch) * ((positions + bs - 1) / bs);
   KvCache kv(info.n_layers, info.kv_width, bs, blocks);
   if (!json)
     std::fprintf(stderr, "bench: %s, %d threads, batch %d, KV cache %s; measuring the machine...\n",
@@ -141,14 +168,15 @@ int cmd_bench(int argc, char** argv) {
   const std::string isa = cpu_features().avx512f ? "avx512 f32 fma" : cpu_features().avx2 ? "avx2 f32 fma" : "none";
   const double peak = measure_fma_gflops(pool);  // 0 without AVX2 / AVX-512
 
-  run_once(*model, kv, pool, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
+  run_once(*model, kv, pool, 0, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
+  fill_context(*model, kv, pool, depth, positions, batch);  // the tests never write below `depth`
   // The host's memory bandwidth drifts (on shared machines by 2x within minutes): it is probed right before
   // every decode run, and each run's speed is taken as a share of its own probe.
   std::vector<double> pp, tg, bws, shares;
   const double bytes_per_token = double(info.weight_bytes_per_token);
   for (int r = 0; r < reps; ++r) {
     double bw_r = 0;
-    auto [p, d] = run_once(*model, kv, pool, n_prompt, n_gen, batch, uint64_t(r) + 1,
+    auto [p, d] = run_once(*model, kv, pool, depth, n_prompt, n_gen, batch, uint64_t(r) + 1,
                            [&] { bw_r = measure_read_bandwidth_gbs(pool, bw_bytes); });
     pp.push_back(double(n_prompt) * batch / p);
     bws.push_back(bw_r);
@@ -177,6 +205,7 @@ int cmd_bench(int argc, char** argv) {
     j["batch"] = batch;
     j["n_prompt"] = n_prompt;
     j["n_gen"] = n_gen;
+    j["depth"] = depth;
     j["repetitions"] = reps;
     j["prefill_tok_s"] = {{"median", sp.median}, {"min", sp.min}, {"max", sp.max}};
     j["decode_tok_s"] = {{"median", sd.median}, {"min", sd.min}, {"max", sd.max}};
@@ -208,16 +237,18 @@ int cmd_bench(int argc, char** argv) {
   std::printf("memory: peak RSS at load %s, RSS after the runs %s (weights %s + KV cache %s)\n",
               human_bytes(load_peak_rss).c_str(), human_bytes(rss_after).c_str(),
               human_bytes(double(info.weight_bytes)).c_str(), human_bytes(double(kv.bytes())).c_str());
-  std::printf("%-10s | %12s | %21s | %s\n", "test", "tok/s", "min - max", "share of the hardware limit");
+  const int w = depth > 0 ? 18 : 10;
+  std::printf("%-*s | %12s | %21s | %s\n", w, "test", "tok/s", "min - max", "share of the hardware limit");
   char name[32];
-  std::snprintf(name, sizeof name, "pp%lld", (long long)n_prompt);
-  std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of f32 peak, %.1f%% of int8 peak\n", name,
+  const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
+  std::snprintf(name, sizeof name, "pp%lld%s", (long long)n_prompt, at.c_str());
+  std::printf("%-*s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of f32 peak, %.1f%% of int8 peak\n", w, name,
               sp.median, sp.min, sp.max, prefill_gflops, peak > 0 ? 100 * prefill_gflops / peak : 0.0,
               int8_peak > 0 ? 100 * prefill_gflops / int8_peak : 0.0);
   if (n_gen > 0) {
-    std::snprintf(name, sizeof name, "tg%lld", (long long)n_gen);
-    std::printf("%-10s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth (median of "
-                "the runs' shares)\n", name, sd.median, sd.min, sd.max, decode_gbs, 100 * ss.median);
+    std::snprintf(name, sizeof name, "tg%lld%s", (long long)n_gen, at.c_str());
+    std::printf("%-*s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth (median of "
+                "the runs' shares)\n", w, name, sd.median, sd.min, sd.max, decode_gbs, 100 * ss.median);
   }
   if (batch > 1) std::printf("(batch %d: tok/s are totals over all sequences)\n", batch);
   return 0;

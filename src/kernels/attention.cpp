@@ -45,62 +45,67 @@ template <int G, int R>
     }
 }
 
-// out[g] = Σ_j p[g * n + j] · v_j for G heads: one load of each row's 16 values feeds the G heads.
+// out[g] = Σ_j p[g * n + j] · v_j for G heads: one load of 16 values of a row feeds the G heads. Positions go in
+// blocks that stay in L2 while their 16-column slices pass; the sums carry over in `out`, in position order.
 template <int G>
-[[gnu::always_inline]] inline void values_block(const float* p, const float* const* rows, int64_t n, int64_t dv,
+[[gnu::always_inline]] inline void values_block(const float* p, const float* const* values, int64_t n, int64_t dv,
                                                 float* out, int64_t out_stride) {
-  int64_t c = 0;
-  for (; c + kLanes <= dv; c += kLanes) {
-    V16 acc[G] = {};
-    for (int64_t j = 0; j < n; ++j) {
-      const V16 v = DM_LOAD16(rows[j] + c);
-      for (int g = 0; g < G; ++g) acc[g] += p[g * n + j] * v;
+  constexpr int64_t kRows = 64;
+  for (int64_t j0 = 0; j0 < n; j0 += kRows) {
+    const int64_t j1 = std::min(n, j0 + kRows);
+    int64_t c = 0;
+    for (; c + kLanes <= dv; c += kLanes) {
+      V16 acc[G];
+      for (int g = 0; g < G; ++g) acc[g] = j0 == 0 ? V16{} : V16(DM_LOAD16(out + g * out_stride + c));
+      for (int64_t j = j0; j < j1; ++j) {
+        const V16 v = DM_LOAD16(values[j] + c);
+        for (int g = 0; g < G; ++g) acc[g] += p[g * n + j] * v;
+      }
+      for (int g = 0; g < G; ++g) std::memcpy(out + g * out_stride + c, &acc[g], sizeof(V16));
     }
-    for (int g = 0; g < G; ++g) std::memcpy(out + g * out_stride + c, &acc[g], sizeof(V16));
+    for (; c < dv; ++c)
+      for (int g = 0; g < G; ++g) {
+        float a = j0 == 0 ? 0.0f : out[g * out_stride + c];
+        for (int64_t j = j0; j < j1; ++j) a += p[g * n + j] * values[j][c];
+        out[g * out_stride + c] = a;
+      }
   }
-  for (; c < dv; ++c)
-    for (int g = 0; g < G; ++g) {
-      float a = 0;
-      for (int64_t j = 0; j < n; ++j) a += p[g * n + j] * rows[j][c];
-      out[g * out_stride + c] = a;
-    }
 }
 
 template <int G>
-[[gnu::always_inline]] inline void attend_group(const float* q, int64_t q_stride, const float* const* rows, int64_t n,
-                                                int64_t dk, int64_t dv, float scale, float* out, int64_t out_stride,
-                                                float* s) {
+[[gnu::always_inline]] inline void attend_group(const float* q, int64_t q_stride, const float* const* rows,
+                                                const float* const* values, int64_t n, int64_t dk, int64_t dv,
+                                                float scale, float* out, int64_t out_stride, float* s) {
   int64_t j = 0;
   for (; j + 2 <= n; j += 2) {
     // The rows (a paged cache, usually out of the caches in decode) are fetched a pair ahead.
-    for (int64_t r = j + 2; r < std::min(n, j + 4); ++r)
+    for (int64_t r = j + 2; r < std::min(n, j + 4); ++r) {
       for (int64_t c = 0; c < dk; c += 64 / int64_t(sizeof(float))) __builtin_prefetch(rows[r] + c);
+      if (values != rows)
+        for (int64_t c = 0; c < dv; c += 64 / int64_t(sizeof(float))) __builtin_prefetch(values[r] + c);
+    }
     scores_block<G, 2>(q, q_stride, rows, j, dk, scale, s, n);
   }
   for (; j < n; ++j) scores_block<G, 1>(q, q_stride, rows, j, dk, scale, s, n);
   for (int g = 0; g < G; ++g) softmax(s + g * n, n);
-  values_block<G>(s, rows, n, dv, out, out_stride);
+  values_block<G>(s, values, n, dv, out, out_stride);
 }
 
 }  // namespace
 
-DM_CLONES void attend_shared_rows(const float* q, int64_t q_stride, int64_t H, const float* const* rows, int64_t n,
-                                  int64_t dk, int64_t dv, float scale, float* out, int64_t out_stride) {
+DM_CLONES void attend_shared_rows(const float* q, int64_t q_stride, int64_t H, const float* const* keys,
+                                  const float* const* values, int64_t n, int64_t dk, int64_t dv, float scale, float* out,
+                                  int64_t out_stride) {
   if (n <= 0) return;
   std::vector<float> s(size_t(8 * n));  // [heads of the group, n] scores, then probabilities
-  for (int64_t h = 0; h < H;) {
+  for (int64_t h = 0; h < H; h += 8) {
     const float* qh = q + h * q_stride;
     float* oh = out + h * out_stride;
-    const int64_t left = H - h;
-    if (left >= 8) {
-      attend_group<8>(qh, q_stride, rows, n, dk, dv, scale, oh, out_stride, s.data());
-      h += 8;
-    } else if (left >= 4) {
-      attend_group<4>(qh, q_stride, rows, n, dk, dv, scale, oh, out_stride, s.data());
-      h += 4;
-    } else {
-      attend_group<1>(qh, q_stride, rows, n, dk, dv, scale, oh, out_stride, s.data());
-      h += 1;
+    switch (std::min<int64_t>(8, H - h)) {
+#define DM_GROUP(G) \
+  case G: attend_group<G>(qh, q_stride, keys, values, n, dk, dv, scale, oh, out_stride, s.data()); break;
+      DM_GROUP(1) DM_GROUP(2) DM_GROUP(3) DM_GROUP(4) DM_GROUP(5) DM_GROUP(6) DM_GROUP(7) DM_GROUP(8)
+#undef DM_GROUP
     }
   }
 }

@@ -13,13 +13,14 @@ namespace dm {
 void attend_causal_head(const float* q, int64_t q_stride, int64_t n_new, int64_t n_past, const float* k, int64_t dk,
                         const float* v, int64_t dv, float scale, float* out, int64_t out_stride);
 
-// out[h] = Σ_j softmax_j(scale · q_h·k_j) · v_j for the heads h < H of one query position, all over the same n
-// rows: row j at rows[j], whose first dk floats are k_j and whose first dv floats are v_j (MLA's latent cache
-// row is [c_kv | k_pe]: c_kv is the value and, with k_pe, the key). q: H rows of dk floats q_stride apart; out: H
-// rows of dv floats out_stride apart. Each row is read once per group of heads (up to 8), whose dot products run
-// side by side; a score is summed in 16 lanes over k as dot() does and an output element over j in order, so the
-// result of a head does not depend on the grouping. Single-threaded: callers share head ranges among threads.
-void attend_shared_rows(const float* q, int64_t q_stride, int64_t H, const float* const* rows, int64_t n, int64_t dk,
-                        int64_t dv, float scale, float* out, int64_t out_stride);
+// out[h] = Σ_j softmax_j(scale · q_h·k_j) · v_j for the heads h < H of one query position that all attend over
+// the same n positions: k_j is the dk floats at keys[j], v_j the dv floats at values[j] (a GQA group's KV head; in
+// MLA both point at the latent cache row [c_kv | k_pe], whose c_kv is the value). q: H rows of dk floats q_stride
+// apart; out: H rows of dv floats out_stride apart. Each key and value is read once per group of up to 8 heads,
+// whose sums run side by side; a score is summed in 16 lanes over k as dot() does and an output element over j in
+// order, so a head's result does not depend on the grouping. Single-threaded: callers share heads among threads.
+void attend_shared_rows(const float* q, int64_t q_stride, int64_t H, const float* const* keys,
+                        const float* const* values, int64_t n, int64_t dk, int64_t dv, float scale, float* out,
+                        int64_t out_stride);
 
 }  // namespace dm

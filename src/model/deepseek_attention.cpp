@@ -169,8 +169,8 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
                  [&](int64_t b, int64_t e) {
                    for (int64_t item = b; item < e; ++item) {
                      const int64_t i = item / groups, h0 = item % groups * kHeads, nh = std::min(kHeads, H - h0);
-                     attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, nh, ctx.data(), s.n_past + i + 1, kvw,
-                                        lora, scale, &o_lat[size_t((h0 * n + i) * lora)], n * lora);
+                     attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, nh, ctx.data(), ctx.data(),
+                                        s.n_past + i + 1, kvw, lora, scale, &o_lat[size_t((h0 * n + i) * lora)], n * lora);
                    }
                  });
 

@@ -218,43 +218,36 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
   };
 
   // Other tokens (decode): one work item per (token, KV head, slice of its query heads): each cached K and V row
-  // is read once for all the query heads that share it (GQA). Every head still takes its own dot per position,
-  // softmax and axpy in position order, so results don't depend on the split. Each item reads its own
-  // sequence's cache only.
+  // is read once for all the query heads that share it (GQA), in attend_shared_rows, whose result for a head does
+  // not depend on which other heads share the item. Each item reads its own sequence's cache only.
   const int n_threads = pool ? pool->size() : 1;
   const int64_t n_split = std::clamp<int64_t>((2 * n_threads + n * KV - 1) / (n * KV), 1, group);
   const int64_t per_split = (group + n_split - 1) / n_split;
-  auto token_item = [&](int64_t i, std::vector<float>& scores) {
+  auto token_item = [&](int64_t i) {
     const int64_t t = i / (KV * n_split), g = (i / n_split) % KV, sp = i % n_split;
     if (long_seq(toks[size_t(t)].seq)) return;
     const int64_t h0 = g * group + sp * per_split, h1 = std::min(g * group + group, h0 + per_split);
     if (h0 >= h1) return;
     const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
     const int64_t ctx = toks[size_t(t)].pos + 1, nh = h1 - h0;
-    const float* qt = q.data() + (t * H + h0) * D;
-    scores.resize(size_t(nh * ctx));
+    std::vector<const float*> keys(static_cast<size_t>(ctx)), values(static_cast<size_t>(ctx));
     for (int64_t j = 0; j < ctx; ++j) {
-      const float* kj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + g * D;
-      for (int64_t h = 0; h < nh; ++h) scores[size_t(h * ctx + j)] = dot(qt + h * D, kj, D) * scale;
+      const float* slot = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs));
+      keys[size_t(j)] = slot + g * D;
+      values[size_t(j)] = slot + (KV + g) * D;
     }
-    for (int64_t h = 0; h < nh; ++h) softmax(&scores[size_t(h * ctx)], ctx);
-    float* ot = attn.data() + (t * H + h0) * D;
-    std::fill_n(ot, nh * D, 0.0f);
-    for (int64_t j = 0; j < ctx; ++j) {
-      const float* vj = kv.slot(in.blocks[size_t(j / bs)], layer, int(j % bs)) + (KV + g) * D;
-      for (int64_t h = 0; h < nh; ++h) axpy(scores[size_t(h * ctx + j)], vj, D, ot + h * D);
-    }
+    attend_shared_rows(q.data() + (t * H + h0) * D, D, nh, keys.data(), values.data(), ctx, D, D, scale,
+                       attn.data() + (t * H + h0) * D, D);
   };
   // Items are taken from one counter (long ones first), so uneven causal lengths do not leave a thread idle.
   const int64_t n_gemm = int64_t(gemm_items.size()), n_items = n_gemm + n * KV * n_split;
   std::atomic<int64_t> next{0};
   auto work = [&](int) {
-    std::vector<float> scores;
     for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
       if (i < n_gemm)
         gemm_item(gemm_items[size_t(i)].first, gemm_items[size_t(i)].second);
       else
-        token_item(i - n_gemm, scores);
+        token_item(i - n_gemm);
     }
   };
   if (pool && pool->size() > 1 && n_items > 1)
