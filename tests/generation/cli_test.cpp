@@ -187,6 +187,16 @@ TEST_F(Cli, BenchJson) {
   EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0);
 }
 
+TEST_F(Cli, BenchAtDepth) {
+  Result r = deepmoe({"bench", "-m", dir_, "-p", "8", "-n", "4", "-d", "40", "-r", "1", "-t", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("pp8 @ d40 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tg4 @ d40 "), std::string::npos) << r.out;
+  r = deepmoe({"bench", "-m", dir_, "-p", "8", "-n", "4", "-d", "1000000", "-r", "1"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("exceeds the model's context"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, Perplexity) {
   const std::string text = (fs::temp_directory_path() / ("dm_ppl_" + std::to_string(getpid()) + ".txt")).string();
   {
