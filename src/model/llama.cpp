@@ -188,7 +188,6 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
 
   // Sequences with many new tokens (prefill): per (sequence, query head), the head's K and V rows gathered from
   // the cache, then blocked GEMMs (attend_causal_head).
-  constexpr int64_t kGemmMin = 16;
   struct Span {
     int64_t row0 = 0, n = 0;  // the sequence's tokens in toks
   };
@@ -198,7 +197,7 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
     if (sp.n == 0) sp.row0 = t;
     ++sp.n;
   }
-  auto long_seq = [&](int32_t seq) { return spans[size_t(seq)].n >= kGemmMin; };
+  auto long_seq = [&](int32_t seq) { return spans[size_t(seq)].n >= kAttendGemmMin; };
   std::vector<std::pair<int32_t, int64_t>> gemm_items;  // (sequence, query head)
   for (size_t sq = 0; sq < batch.size(); ++sq)
     if (long_seq(int32_t(sq)))

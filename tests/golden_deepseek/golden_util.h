@@ -85,7 +85,8 @@ inline KvCache make_cache(const Model& m, int64_t n_tokens, int block_size = 16)
 }
 
 // Logits [n, vocab] of `tokens` in `mode`: "prefill", "decode", "mixed" (first n_prefill at once, then decode),
-// "prefix" (row t from a fresh prefill of tokens[0..t]). Blocks are used in reverse order to exercise the table.
+// "prefix" (row t from a fresh prefill of tokens[0..t]), "chunked" (first n_prefill at once, then the rest as one
+// chunk after that cached prefix). Blocks are used in reverse order to exercise the table.
 inline std::vector<float> run_mode(Model& m, const std::vector<int32_t>& tokens, const std::string& mode,
                                    int64_t n_prefill = 16, ThreadPool* pool = nullptr, ForwardTrace* trace = nullptr) {
   const int64_t n = int64_t(tokens.size()), V = m.info().vocab_size;
@@ -107,6 +108,10 @@ inline std::vector<float> run_mode(Model& m, const std::vector<int32_t>& tokens,
   }
   int64_t np = mode == "prefill" ? n : mode == "decode" ? 0 : n_prefill;
   if (np > 0) run(0, np, 0, Logits::All, logits.data());
+  if (mode == "chunked") {
+    if (np < n) run(np, n, np, Logits::All, &logits[size_t(np * V)]);
+    return logits;
+  }
   for (int64_t t = np; t < n; ++t) run(t, t + 1, t, Logits::All, &logits[size_t(t * V)]);
   return logits;
 }
