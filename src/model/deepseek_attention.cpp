@@ -153,7 +153,8 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
   linear_multi(jobs.data(), jobs.size(), pool);
 
   // Attention over the latent cache, every head against the same rows [c_kv | k_pe] (the key; c_kv is the value):
-  // o_lat[h, i, :] = Σ_j p_j · c_kv[j], with the queries [q_lat | q_pe].
+  // o_lat[h, i, :] = Σ_j p_j · c_kv[j]. The heads' queries [q_lat | q_pe] go side by side; items are (token,
+  // group of 8 heads).
   const int64_t kvw = c.kv_width();
   std::vector<float> qc(static_cast<size_t>(n * H * kvw));  // [n, H, kv_lora_rank | qk_rope]
   for (int64_t i = 0; i < n; ++i)
@@ -162,34 +163,16 @@ void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCa
       std::memcpy(d, &q_lat[size_t((h * n + i) * lora)], size_t(lora) * sizeof(float));
       std::memcpy(d + lora, q + (i * H + h) * qk + nope, size_t(rope) * sizeof(float));
     }
-  if (n >= kAttendGemmMin) {
-    // A block of new tokens (a prefill chunk after a cached prefix): per head, blocked causal GEMMs against the
-    // latent rows gathered once ([c_kv | k_pe] as the keys, c_kv as the values).
-    std::vector<float> kl(static_cast<size_t>(n_ctx * kvw)), vl(size_t(n_ctx * lora));
-    for (int64_t j = 0; j < n_ctx; ++j) {
-      std::memcpy(&kl[size_t(j * kvw)], ctx[size_t(j)], size_t(kvw) * sizeof(float));
-      std::memcpy(&vl[size_t(j * lora)], ctx[size_t(j)], size_t(lora) * sizeof(float));
-    }
-    parallel_items(pool, H, double(n) * double(n_ctx) * double(kvw + lora), [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h)
-        attend_causal_head(&qc[size_t(h * kvw)], H * kvw, n, s.n_past, kl.data(), kvw, vl.data(), lora, scale,
-                           &o_lat[size_t(h * n * lora)], lora);
-    });
-  } else {
-    // A few tokens (decode): per token, the heads' queries side by side over the rows; items are (token, group of
-    // 8 heads).
-    constexpr int64_t kHeads = 8;
-    const int64_t groups = (H + kHeads - 1) / kHeads;
-    parallel_items(pool, n * groups, double(n_ctx) * double(kvw + lora) * double(std::min(H, kHeads)),
-                   [&](int64_t b, int64_t e) {
-                     for (int64_t item = b; item < e; ++item) {
-                       const int64_t i = item / groups, h0 = item % groups * kHeads, nh = std::min(kHeads, H - h0);
-                       attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, nh, ctx.data(), ctx.data(),
-                                          s.n_past + i + 1, kvw, lora, scale, &o_lat[size_t((h0 * n + i) * lora)],
-                                          n * lora);
-                     }
-                   });
-  }
+  constexpr int64_t kHeads = 8;
+  const int64_t groups = (H + kHeads - 1) / kHeads;
+  parallel_items(pool, n * groups, double(n_ctx) * double(kvw + lora) * double(std::min(H, kHeads)),
+                 [&](int64_t b, int64_t e) {
+                   for (int64_t item = b; item < e; ++item) {
+                     const int64_t i = item / groups, h0 = item % groups * kHeads, nh = std::min(kHeads, H - h0);
+                     attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, nh, ctx.data(), ctx.data(),
+                                        s.n_past + i + 1, kvw, lora, scale, &o_lat[size_t((h0 * n + i) * lora)], n * lora);
+                   }
+                 });
 
   // o[i, h, :] = W_UV[h] · o_lat[h, i]: v_b's rows, or kv_b_proj's v rows of the head in place.
   std::vector<float> oh(static_cast<size_t>(H * n * vd));
