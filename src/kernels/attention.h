@@ -5,10 +5,6 @@
 
 namespace dm {
 
-// From this many new tokens of one sequence on, attention runs as blocked GEMMs (attend_causal_head); below it, per
-// token over the cached rows (attend_shared_rows).
-constexpr int64_t kAttendGemmMin = 16;
-
 // out[i] = Σ_j softmax_j(scale · q_i·k_j) · v_j over positions j ≤ n_past + i, for i < n_new.
 // k: [n_past + n_new, dk] rows, v: [n_past + n_new, dv] rows; q: n_new rows of dk floats q_stride apart; out:
 // n_new rows of dv floats out_stride apart. Queries go in blocks of 64, each as two GEMMs (scores = Q·Kᵀ,

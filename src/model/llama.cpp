@@ -197,7 +197,8 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
     if (sp.n == 0) sp.row0 = t;
     ++sp.n;
   }
-  auto long_seq = [&](int32_t seq) { return spans[size_t(seq)].n >= kAttendGemmMin; };
+  constexpr int64_t kGemmMin = 16;  // from this many new tokens of a sequence on; fewer go per token
+  auto long_seq = [&](int32_t seq) { return spans[size_t(seq)].n >= kGemmMin; };
   std::vector<std::pair<int32_t, int64_t>> gemm_items;  // (sequence, query head)
   for (size_t sq = 0; sq < batch.size(); ++sq)
     if (long_seq(int32_t(sq)))
