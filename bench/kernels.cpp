@@ -1,6 +1,7 @@
 // Kernel benchmark: linear() per weight dtype on real shapes of DeepSeek-V2-Lite and R1-Distill-Qwen-1.5B.
 // Decode (gemv, 1 token) is reported against the read bandwidth measured in the same run (weights are cycled
-// through enough copies to exceed the L3 cache, as a decode step streams every layer); prefill (512 tokens)
+// through enough copies to exceed the L3 cache, as a decode step streams every layer; with --hot one copy stays
+// in the caches, which shows how far the kernel itself outruns memory); prefill (512 tokens)
 // against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0); a MoE decode step
 // compares linear_multi with separate calls. Times are medians.
 #include <CLI/CLI.hpp>
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
   int threads = 2, reps = 5, gemm_tokens = 512;
   std::vector<std::string> dtypes = {"f32", "bf16", "f16", "f8_e4m3", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
   std::string only;
-  bool no_gemm = false, no_moe = false, unpacked = false;
+  bool no_gemm = false, no_moe = false, unpacked = false, hot = false;
   app.add_option("-t,--threads", threads, "threads");
   app.add_option("-r,--reps", reps, "timed repetitions (median reported)");
   app.add_option("--dtype", dtypes, "dtypes to run");
@@ -165,6 +166,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-gemm", no_gemm, "decode only");
   app.add_flag("--unpacked", unpacked, "Q8_0/Q4_0: the kernels over the rows as stored, not the packed layout");
   app.add_flag("--no-moe", no_moe, "skip the MoE decode step (linear_multi against separate calls)");
+  app.add_flag("--hot", hot,
+               "decode from one copy of the weights, which stays in the caches: the kernel's own rate, what it "
+               "leaves to spare over the memory's");
   CLI11_PARSE(app, argc, argv);
 
   ThreadPool pool(threads);
@@ -195,7 +199,7 @@ int main(int argc, char** argv) {
       }
       Weight w{t, sh.rows, sh.cols, nullptr, nullptr};
       const size_t wbytes = w.bytes();
-      const size_t n_copies = std::max<size_t>(1, (size_t(192) << 20) / wbytes + 1);
+      const size_t n_copies = hot ? 1 : std::max<size_t>(1, (size_t(192) << 20) / wbytes + 1);
       Buffer data(wbytes * n_copies);
       huge_pages(data);  // as the model's weights (model/packed_weights.h)
       fill_weight(t, data.as<uint8_t>(), wbytes, 1);
@@ -217,7 +221,8 @@ int main(int argc, char** argv) {
       std::vector<float> x(size_t(sh.cols * std::max(1, gemm_tokens)), 0.5f), y(size_t(sh.rows * std::max(1, gemm_tokens)));
       for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 2001) - 1000) / 1000.0f;
 
-      // Decode: one token, cycling through the copies so each gemv reads its weights from memory.
+      // Decode: one token, cycling through the copies so each gemv reads its weights from memory (--hot: from
+      // the caches).
       const size_t iters = std::max<size_t>(n_copies, 20);
       for (size_t i = 0; i < n_copies; ++i) linear(ws[i], x.data(), 1, y.data(), &pool);
       std::vector<double> times;
