@@ -79,11 +79,20 @@ Simd linear_simd(const LinearOptions& opt = {});
 void dequantize_rows(const Weight& w, int64_t r0, int64_t r1, float* out);
 
 // Packed Q8_0 / Q4_0 ("rows16"): rows in groups of 16, the last group padded with zero rows. A group takes
-// 16 · row_bytes() bytes: first the 16 rows' fp16 block scales, [blocks][16 rows], then their quants as
-// [blocks][chunks][16 rows][4 bytes], where chunk i of a row's block is its quant bytes 4i..4i+3 (Q8_0: 8 chunks
-// of int8 weights; Q4_0: 4 chunks of nibble bytes, low nibbles columns 4i.., high nibbles 16 + 4i..). One
-// 64-byte chunk thus holds 4 consecutive columns of 16 rows, the operand of one vpdpbusd against 4 activations
-// broadcast to every lane.
+// 16 · row_bytes() bytes, blocks in pairs: the 16 rows' fp16 scales of blocks 2p and 2p+1 (one 64-byte line),
+// then the quants of block 2p, then of block 2p+1, each as [chunks][16 rows][4 bytes], where chunk i of a row's
+// block is its quant bytes 4i..4i+3 (Q8_0: 8 chunks of int8 weights; Q4_0: 4 chunks of nibble bytes, low
+// nibbles columns 4i.., high nibbles 16 + 4i..); a last block without a partner has its 32 bytes of scales and
+// then its quants. One 64-byte chunk thus holds 4 consecutive columns of 16 rows, the operand of one vpdpbusd
+// against 4 activations broadcast to every lane, and a group is read as one forward stream.
+struct PackedBlock {
+  int64_t scales, quants;  // byte offsets of block b's 16 scales and of its quants in the group
+};
+inline PackedBlock packed_block(DType t, int64_t n_blocks, int64_t b) {
+  const int64_t qb = t == DType::Q8_0 ? 512 : 256, pair = 64 + 2 * qb, base = b / 2 * pair;
+  if (b % 2) return {base + 32, base + 64 + qb};
+  return {base, base + (b + 1 < n_blocks ? 64 : 32)};
+}
 // True if w is Q8_0 / Q4_0 and this CPU has the kernels that read packed rows (AVX-512 VNNI).
 bool packable(const Weight& w);
 size_t packed_bytes(const Weight& w);  // ceil(rows / 16) · 16 · row_bytes()

@@ -388,9 +388,9 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
 // plus one conversion and one fused multiply-add per token, and in prefill the unpacked weights stay in
 // registers across a tile of up to kPT tokens.
 constexpr int kPT = 8;
-// Decode streams each row group once: every cache line of the quants is prefetched this many bytes ahead (and
-// the scales, which stream beside them, as far ahead in blocks). 4 KiB: on Zen 5 the expert-sized gemvs ran ~10% faster
-// than with 2 KiB on 1 and on 2 threads (bench_kernels, alternating builds); 8 KiB helps 1 thread, not 2.
+// Decode streams each row group once: every cache line is prefetched this many bytes ahead. 4 KiB: on Zen 5
+// the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads (bench_kernels, alternating
+// builds); 8 KiB helps 1 thread, not 2.
 constexpr int64_t kPrefetch = 4096;
 
 template <DType DT, int T, int... I>
@@ -398,8 +398,6 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
                  float* y, int64_t ldy, __mmask16 valid) {
   __m512 acc[T];
   ((acc[I] = _mm512_setzero_ps()), ...);
-  const uint16_t* sc = reinterpret_cast<const uint16_t*>(grp);
-  const uint8_t* qs = grp + nb * 32;
   const int64_t cols = xa.cols;
   const int32_t* x32[T];
   const float* xs[T];
@@ -407,28 +405,20 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   ((x32[I] = reinterpret_cast<const int32_t*>(xa.q + (t0 + I) * cols)), ...);
   ((xs[I] = xa.s + (t0 + I) * nb), ...);
   if constexpr (DT == DType::Q4_0) ((xc[I] = xa.c + (t0 + I) * nb), ...);
-  const __m512i m4 = _mm512_set1_epi8(15);
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + b * 16)));
+  const __m512i m4 = _mm512_set1_epi8(15), m4hi = _mm512_set1_epi8(char(0xf0));
+  // Block b: its 16 scales at sc, its quants at qb (packed_block()).
+  auto block = [&](int64_t b, const uint8_t* sc, const uint8_t* qb) {
+    const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc)));
     __m512i w[8];
     __m512i init = _mm512_setzero_si512();
     if constexpr (DT == DType::Q4_0) {
-      const uint8_t* qb = qs + b * 256;
-      if constexpr (T == 1) {
-        for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(qb) + kPrefetch + 64 * l, _MM_HINT_T0);
-        if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(sc + b * 16) + kPrefetch / 8, _MM_HINT_T0);
-      }
       for (int i = 0; i < 4; ++i) {
         const __m512i v = _mm512_loadu_si512(qb + 64 * i);
         w[i] = _mm512_and_si512(v, m4);
-        w[4 + i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        // Decode keeps the high nibbles in place (16·q as u8) and shifts their integer sum once instead.
+        w[4 + i] = T == 1 ? _mm512_and_si512(v, m4hi) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
       }
     } else {
-      const uint8_t* qb = qs + b * 512;
-      if constexpr (T == 1) {
-        for (int l = 0; l < 8; ++l) _mm_prefetch(reinterpret_cast<const char*>(qb) + kPrefetch + 64 * l, _MM_HINT_T0);
-        if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(sc + b * 16) + kPrefetch / 16, _MM_HINT_T0);
-      }
       const __m512i k80 = _mm512_set1_epi8(char(0x80));
       __m512i init2 = _mm512_setzero_si512();
       for (int i = 0; i < 8; ++i) {
@@ -444,18 +434,28 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
       __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init, isum2 = _mm512_setzero_si512();
       const int32_t* xb = x32[t] + b * 8;
       for (int i = 0; i < 8; ++i) {
-        __m512i& acc_i = T == 1 && i % 2 ? isum2 : isum;
+        __m512i& acc_i = T == 1 && (DT == DType::Q4_0 ? i >= 4 : i % 2) ? isum2 : isum;
         if constexpr (DT == DType::Q4_0) {
           acc_i = _mm512_dpbusd_epi32(acc_i, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
         } else {
           acc_i = _mm512_dpbusd_epi32(acc_i, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
         }
       }
-      if constexpr (T == 1) isum = _mm512_add_epi32(isum, isum2);
+      if constexpr (T == 1)  // Q4_0: isum2 holds 16·Σ q_hi·x, a multiple of 16, so the shift is exact
+        isum = _mm512_add_epi32(isum, DT == DType::Q4_0 ? _mm512_srai_epi32(isum2, 4) : isum2);
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[t][b])), acc[t]);
     };
     (token(I), ...);
+  };
+  constexpr int64_t kQuants = DT == DType::Q8_0 ? 512 : 256, kPair = 64 + 2 * kQuants;
+  const uint8_t* p = grp;
+  for (int64_t b = 0; b + 1 < nb; b += 2, p += kPair) {
+    if constexpr (T == 1)  // decode streams the group once, front to back
+      for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch + l, _MM_HINT_T0);
+    block(b, p, p + 64);
+    block(b + 1, p + 32, p + 64 + kQuants);
   }
+  if (nb % 2) block(nb - 1, p, p + 32);
   ((_mm512_mask_storeu_ps(y + I * ldy, valid, acc[I])), ...);
 }
 

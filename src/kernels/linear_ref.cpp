@@ -130,16 +130,13 @@ void pack_rows16(const Weight& w, uint8_t* out) {
   std::memset(out, 0, packed_bytes(w));
   for (int64_t g = 0; g < groups; ++g) {
     uint8_t* grp = out + size_t(g) * 16 * w.row_bytes();
-    uint16_t* scales = reinterpret_cast<uint16_t*>(grp);  // [nb][16]
-    uint8_t* quants = grp + nb * 16 * 2;                  // [nb][chunks][16][4]
     for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
       const uint8_t* row = w.row(g * 16 + l);
       for (int64_t b = 0; b < nb; ++b) {
+        const PackedBlock at = packed_block(w.dtype, nb, b);
         const uint8_t* blk = row + b * block_bytes;
-        uint16_t d;
-        std::memcpy(&d, blk, 2);  // both layouts start with the fp16 scale
-        scales[b * 16 + l] = d;
-        for (int64_t i = 0; i < chunks; ++i) std::memcpy(quants + ((b * chunks + i) * 16 + l) * 4, blk + 2 + 4 * i, 4);
+        std::memcpy(grp + at.scales + 2 * l, blk, 2);  // both layouts start with the fp16 scale
+        for (int64_t i = 0; i < chunks; ++i) std::memcpy(grp + at.quants + (i * 16 + l) * 4, blk + 2 + 4 * i, 4);
       }
     }
   }
