@@ -68,9 +68,9 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
   }
   const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
                       w.dtype == DType::F8_E4M3;
-  const size_t floats = p.simd == Simd::Scalar ? size_t(cols)
-                        : direct && n <= 4     ? 0
-                                               : size_t(kern::kRowTile * cols);
+  // Packed BF16 / F16 rows are read in place by decode only; batches convert a row tile at a time.
+  const bool in_place = direct && (n == 1 || (n <= 4 && !(p.simd == Simd::Avx512 && w.packed)));
+  const size_t floats = p.simd == Simd::Scalar ? size_t(cols) : in_place ? 0 : size_t(kern::kRowTile * cols);
   p.scratch_bytes = (floats * sizeof(float) + 63) / 64 * 64;
 }
 
@@ -123,6 +123,7 @@ void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
 }  // namespace
 
 bool packable(const Weight& w) {
+  if (w.dtype == DType::BF16 || w.dtype == DType::F16) return has_avx512();
   return (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) && w.cols % kQK == 0 && has_avx512() &&
          cpu_features().avx512vnni;
 }

@@ -18,8 +18,8 @@ struct Weight {
   int64_t cols = 0;                  // in features
   const void* data = nullptr;        // [rows, cols] in dtype's layout
   const float* scale_inv = nullptr;  // F8_E4M3 only: [ceil(rows/128), ceil(cols/128)]
-  // Q8_0 / Q4_0 only, optional: the same rows re-laid out by pack_rows16() for the int8 kernels, which then read
-  // this instead of data (data stays valid for everything else).
+  // Q8_0 / Q4_0 / BF16 / F16, optional: the same rows re-laid out by pack_rows16() for the AVX-512 kernels,
+  // which then read this instead of data (data stays valid for everything else).
   const uint8_t* packed = nullptr;
 
   size_t row_bytes() const { return dtype_bytes(dtype, cols); }
@@ -93,9 +93,15 @@ inline PackedBlock packed_block(DType t, int64_t n_blocks, int64_t b) {
   if (b % 2) return {base + 32, base + 64 + qb};
   return {base, base + (b + 1 < n_blocks ? 64 : 32)};
 }
-// True if w is Q8_0 / Q4_0 and this CPU has the kernels that read packed rows (AVX-512 VNNI).
+// Packed BF16 / F16: groups of 16 rows as above, each [chunks of 16 columns][8 row pairs][64 bytes], the last
+// chunk padded with zeros. A BF16 line interleaves the pair's values (row 2p column c at halfword 2c, row 2p+1 at
+// 2c + 1), so one 512-bit load gives both rows' 16 columns as f32 with one shift or one mask; an F16 line is the
+// two rows' 16 values one after the other. Decode reads a group as one forward stream with 16 rows in flight.
+// True if w is Q8_0 / Q4_0 (AVX-512 VNNI) or BF16 / F16 (AVX-512) and this CPU has the kernels that read
+// packed rows.
 bool packable(const Weight& w);
-size_t packed_bytes(const Weight& w);  // ceil(rows / 16) · 16 · row_bytes()
+size_t packed_group_bytes(const Weight& w);  // bytes of one group of 16 rows
+size_t packed_bytes(const Weight& w);        // ceil(rows / 16) · packed_group_bytes(w)
 // Writes w's rows in the packed layout to out (packed_bytes(w) bytes, 64-byte aligned).
 void pack_rows16(const Weight& w, uint8_t* out);
 

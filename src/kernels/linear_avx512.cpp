@@ -143,10 +143,38 @@ int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
 
 // Rows [r, r + nr) of a BF16/F16/F8 weight as f32 in out ([nr, cols]), with the kernel's own conversion (so
 // values are bit-identical to converting in registers).
+// Packed BF16 / F16 (pack_rows16): 16 columns of rows 2p (lo) and 2p+1 (hi) from one 64-byte line, as f32.
+template <DType DT>
+inline void unpack_line(const uint8_t* line, __m512& lo, __m512& hi) {
+  if constexpr (DT == DType::BF16) {
+    const __m512i v = _mm512_loadu_si512(line);
+    lo = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    hi = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int(0xffff0000u))));
+  } else {
+    static_assert(DT == DType::F16);
+    lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line)));
+    hi = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)));
+  }
+}
+
 template <DType DT>
 void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
   const int64_t cols = w.cols;
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  if constexpr (DT == DType::BF16 || DT == DType::F16) {
+    if (w.packed) {  // rows of one group (r0 is a multiple of 16 and row tiles divide it)
+      const uint8_t* grp = w.packed + size_t(r / 16) * packed_group_bytes(w);
+      for (int i = 0; i < nr; ++i) {
+        const int64_t l = (r + i) % 16;
+        for (int64_t c = 0; c < cols; c += 16) {
+          __m512 lo, hi;
+          unpack_line<DT>(grp + (c / 16) * 512 + l / 2 * 64, lo, hi);
+          _mm512_mask_storeu_ps(out + i * cols + c, c + 16 <= cols ? __mmask16(0xffff) : tail, l % 2 ? hi : lo);
+        }
+      }
+      return;
+    }
+  }
   for (int i = 0; i < nr; ++i) {
     const uint8_t* row = w.row(r + i);
     const float* srow = DT == DType::F8_E4M3 ? w.scale_inv + ((r + i) / 128) * w.scale_cols() : nullptr;
@@ -159,8 +187,46 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
   }
 }
 
+// Decode from packed BF16 / F16 rows: one group of 16 rows at a time, read front to back, one accumulator per
+// row over the columns in order (the same sums as micro_f, so batches and slices give the same bits).
+constexpr int64_t kPrefetchF = 4096;
+
+template <DType DT, int... P>
+void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* grp, const float* x, int64_t cols, float* y,
+                  int n_rows) {
+  __m512 lo[8], hi[8];
+  ((lo[P] = _mm512_setzero_ps(), hi[P] = _mm512_setzero_ps()), ...);
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  for (int64_t c = 0; c < cols; c += 16, grp += 512) {
+    for (int l = 0; l < 512; l += 64) _mm_prefetch(reinterpret_cast<const char*>(grp) + kPrefetchF + l, _MM_HINT_T0);
+    const __m512 xv = _mm512_maskz_loadu_ps(c + 16 <= cols ? __mmask16(0xffff) : tail, x + c);
+    auto pair = [&](int p) {
+      __m512 a, b;
+      unpack_line<DT>(grp + 64 * p, a, b);
+      lo[p] = _mm512_fmadd_ps(a, xv, lo[p]);
+      hi[p] = _mm512_fmadd_ps(b, xv, hi[p]);
+    };
+    (pair(P), ...);
+  }
+  auto store = [&](int p) {
+    if (2 * p < n_rows) y[2 * p] = _mm512_reduce_add_ps(lo[p]);
+    if (2 * p + 1 < n_rows) y[2 * p + 1] = _mm512_reduce_add_ps(hi[p]);
+  };
+  (store(P), ...);
+}
+
+template <DType DT>
+void rows_f_packed(const Weight& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  const size_t gb = packed_group_bytes(w);
+  for (int64_t r = r0; r < r1; r += 16)
+    micro_fp_seq<DT>(std::make_integer_sequence<int, 8>{}, w.packed + size_t(r / 16) * gb, x, w.cols, y + r,
+                     int(std::min<int64_t>(16, r1 - r)));
+}
+
 template <DType DT>
 void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t r0, int64_t r1, float* scratch) {
+  if constexpr (DT == DType::BF16 || DT == DType::F16)
+    if (w.packed && w.dtype == DT && n_tokens == 1) return rows_f_packed<DT>(w, x, y, r0, r1);
   const int64_t cols = w.cols;
   const int64_t tb = std::min<int64_t>(kMaxBlockTokens, token_block(n_tokens, cols * 4));
   alignas(64) float parts[kMaxBlockTokens / kMaxT * kPart];  // saved accumulators of each token tile
@@ -173,7 +239,7 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       bool as_f32 = true;
       if (w.dtype != DT) {  // other dtypes: dequantize the row tile once per token block
         dequantize_rows_avx512(w, r, r + nr, scratch);
-      } else if (nt <= kMaxT) {  // one token tile: read (and convert) the weights in place
+      } else if (nt <= kMaxT && !w.packed) {  // one token tile: read (and convert) the weights in place
         as_f32 = DT == DType::F32;
         for (int i = 0; i < nr; ++i) {
           rows[i] = w.row(r + i);
@@ -182,9 +248,9 @@ void rows_f(const Weight& w, const float* x, int64_t n_tokens, float* y, int64_t
       } else {  // several token tiles share this row tile: convert (F32: copy, which keeps it in L1) once
         convert_rows<DT>(w, r, nr, scratch);
       }
-      if (as_f32 && (w.dtype != DT || nt > kMaxT))
+      if (as_f32 && (w.dtype != DT || nt > kMaxT || w.packed))
         for (int i = 0; i < nr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(scratch + i * cols);
-      if (nt == 1 && w.dtype == DT) {  // decode from the weights in place: row after row, one memory stream
+      if (nt == 1 && w.dtype == DT && !w.packed) {  // decode from the weights in place: row after row, one stream
         for (int i = 0; i < nr; ++i)
           pick<DT>(1, 1)(rows + i, srow + i, x + t0 * cols, cols, 0, cols, nullptr, y + t0 * w.rows + r + i, w.rows);
         continue;

@@ -15,7 +15,7 @@ Weight Weight::slice_rows(int64_t r0, int64_t n) const {
   Weight w = *this;
   w.rows = n;
   w.data = row(r0);
-  w.packed = packed && r0 % 16 == 0 ? packed + size_t(r0 / 16) * 16 * row_bytes() : nullptr;
+  w.packed = packed && r0 % 16 == 0 ? packed + size_t(r0 / 16) * packed_group_bytes(*this) : nullptr;
   if (dtype == DType::F8_E4M3) {
     DM_CHECK(r0 % 128 == 0, "F8 row slice must start on a 128-row block, got ", r0);
     w.scale_inv = scale_inv + (r0 / 128) * scale_cols();
@@ -120,10 +120,39 @@ void linear_ref_q8(const Weight& w, const float* x, int64_t n_tokens, float* y) 
   }
 }
 
-size_t packed_bytes(const Weight& w) { return size_t((w.rows + 15) / 16) * 16 * w.row_bytes(); }
+size_t packed_group_bytes(const Weight& w) {
+  if (w.dtype == DType::BF16 || w.dtype == DType::F16) return size_t((w.cols + 15) / 16) * 512;
+  return 16 * w.row_bytes();
+}
+
+size_t packed_bytes(const Weight& w) { return size_t((w.rows + 15) / 16) * packed_group_bytes(w); }
+
+namespace {
+
+void pack_rows16_f16(const Weight& w, uint8_t* out) {
+  const int64_t groups = (w.rows + 15) / 16;
+  const bool bf16 = w.dtype == DType::BF16;
+  for (int64_t g = 0; g < groups; ++g) {
+    uint16_t* grp = reinterpret_cast<uint16_t*>(out + size_t(g) * packed_group_bytes(w));
+    for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
+      const uint16_t* row = reinterpret_cast<const uint16_t*>(w.row(g * 16 + l));
+      for (int64_t c = 0; c < w.cols; ++c) {
+        uint16_t* line = grp + ((c / 16) * 8 + l / 2) * 32;  // 32 halfwords per 64-byte line
+        line[bf16 ? 2 * (c % 16) + l % 2 : (l % 2) * 16 + c % 16] = row[c];
+      }
+    }
+  }
+}
+
+}  // namespace
 
 void pack_rows16(const Weight& w, uint8_t* out) {
-  DM_CHECK(w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0, "pack_rows16: ", dtype_name(w.dtype));
+  DM_CHECK(w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0 || w.dtype == DType::BF16 || w.dtype == DType::F16,
+           "pack_rows16: ", dtype_name(w.dtype));
+  if (w.dtype == DType::BF16 || w.dtype == DType::F16) {
+    std::memset(out, 0, packed_bytes(w));
+    return pack_rows16_f16(w, out);
+  }
   const int64_t nb = w.cols / kQK, groups = (w.rows + 15) / 16;
   const bool q8 = w.dtype == DType::Q8_0;
   const int64_t chunks = q8 ? 8 : 4, block_bytes = q8 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));

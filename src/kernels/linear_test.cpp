@@ -349,3 +349,48 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
     }
   }
 }
+
+// Packed BF16 / F16 rows (pack_rows16): decode over the packed groups and batches over row tiles converted from
+// them give exactly the bits of the same weight read as stored, for any row count (padded last group), column
+// count (padded last chunk), token count, thread count and 16-aligned row slice.
+TEST(Linear, PackedHalfRowsEqualRowsAsStoredBitwise) {
+  ThreadPool pool(2);
+  for (DType t : {DType::BF16, DType::F16}) {
+    for (int64_t rows : {1, 2, 15, 16, 17, 33, 130}) {
+      for (int64_t cols : {1, 16, 23, 40, 320}) {
+        TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 7 + cols));
+        if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512";
+        std::vector<uint8_t> packed(packed_bytes(tw.w) + 64);
+        uint8_t* p = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+        pack_rows16(tw.w, p);
+        Weight pw = tw.w;
+        pw.packed = p;
+        for (int64_t n : kTokens) {
+          auto x = rand_x(n * cols, unsigned(3 * n + cols));
+          std::vector<float> want(size_t(n * rows)), y(size_t(n * rows));
+          linear(tw.w, x.data(), n, want.data(), nullptr);
+          for (ThreadPool* tp : {&pool, static_cast<ThreadPool*>(nullptr)}) {
+            std::fill(y.begin(), y.end(), NAN);
+            linear(pw, x.data(), n, y.data(), tp);
+            ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4))
+                << dtype_name(t) << " " << rows << "x" << cols << " n " << n;
+          }
+          // A token alone (decode, from the packed groups) equals the same token in the batch.
+          std::vector<float> one(static_cast<size_t>(rows));
+          linear(pw, x.data() + (n - 1) * cols, 1, one.data(), &pool);
+          ASSERT_EQ(0, std::memcmp(one.data(), want.data() + (n - 1) * rows, one.size() * 4)) << dtype_name(t);
+        }
+        if (rows < 17) continue;
+        const Weight s = pw.slice_rows(16, rows - 16);
+        ASSERT_NE(s.packed, nullptr);
+        for (int64_t n : {int64_t(1), int64_t(3)}) {
+          auto x = rand_x(n * cols, 11);
+          std::vector<float> want(size_t(n * s.rows)), y(size_t(n * s.rows));
+          linear(tw.w.slice_rows(16, rows - 16), x.data(), n, want.data(), nullptr);
+          linear(s, x.data(), n, y.data(), &pool);
+          ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4)) << dtype_name(t) << " slice, n " << n;
+        }
+      }
+    }
+  }
+}
