@@ -4,6 +4,7 @@
 // time.
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "core/cpu.h"
@@ -38,6 +39,39 @@ void rows_scalar(const Weight& w, const float* x, int64_t n_tokens, float* y, in
     }
   }
 }
+
+// Items [0, n) split into one contiguous range per thread. A thread takes its own range from the front, so
+// it reads its rows as one forward stream (the prefetch running past an item's end lands in its next item),
+// then takes from the back of the others' ranges: a thread that is descheduled, or never joins the job, has its
+// items taken by the rest. Each range is one atomic word (front << 32 | back), so an item goes to one thread.
+class ItemRanges {
+ public:
+  ItemRanges(size_t n, int n_ranges) : n_(n_ranges), r_(new std::atomic<uint64_t>[size_t(n_ranges)]) {
+    for (int k = 0; k < n_; ++k) r_[size_t(k)].store(uint64_t(n * size_t(k) / size_t(n_)) << 32 | (n * size_t(k + 1) / size_t(n_)));
+  }
+  bool take(int t, size_t& item) {
+    std::atomic<uint64_t>& own = r_[size_t(t)];
+    for (uint64_t s = own.load(std::memory_order_relaxed); (s >> 32) < (s & kLow);)
+      if (own.compare_exchange_weak(s, s + (uint64_t(1) << 32), std::memory_order_relaxed)) {
+        item = size_t(s >> 32);
+        return true;
+      }
+    for (int k = 1; k < n_; ++k) {
+      std::atomic<uint64_t>& other = r_[size_t((t + k) % n_)];
+      for (uint64_t s = other.load(std::memory_order_relaxed); (s >> 32) < (s & kLow);)
+        if (other.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) {
+          item = size_t(s & kLow) - 1;
+          return true;
+        }
+    }
+    return false;
+  }
+
+ private:
+  static constexpr uint64_t kLow = 0xffffffffu;
+  int n_;
+  std::unique_ptr<std::atomic<uint64_t>[]> r_;
+};
 
 // One job made ready to run: its path, its quantized activations (int8 path) and its scratch needs.
 struct Plan {
@@ -229,11 +263,10 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   for (const Plan& p : plans)
     for (int64_t r = 0, chunk = p.job ? chunk_of(p.job->w) : 0; p.job && r < p.job->w.rows; r += chunk)
       items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
-  std::atomic<size_t> next{0};
+  ItemRanges ranges(items.size(), nt);
   pool->run_elastic([&](int t) {
     void* sc = scratch.as<uint8_t>() + size_t(t) * scratch_bytes;
-    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items.size();)
-      run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
+    for (size_t i; ranges.take(t, i);) run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
   });
 }
 
