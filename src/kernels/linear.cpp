@@ -46,18 +46,20 @@ void rows_scalar(const Weight& w, const float* x, int64_t n_tokens, float* y, in
 // items taken by the rest. Each range is one atomic word (front << 32 | back), so an item goes to one thread.
 class ItemRanges {
  public:
-  ItemRanges(size_t n, int n_ranges) : n_(n_ranges), r_(new std::atomic<uint64_t>[size_t(n_ranges)]) {
-    for (int k = 0; k < n_; ++k) r_[size_t(k)].store(uint64_t(n * size_t(k) / size_t(n_)) << 32 | (n * size_t(k + 1) / size_t(n_)));
+  // r: storage for n_ranges words.
+  ItemRanges(size_t n, int n_ranges, std::atomic<uint64_t>* r) : n_(n_ranges), r_(r) {
+    for (int k = 0; k < n_; ++k)
+      r_[k].store(uint64_t(n * size_t(k) / size_t(n_)) << 32 | (n * size_t(k + 1) / size_t(n_)), std::memory_order_relaxed);
   }
   bool take(int t, size_t& item) {
-    std::atomic<uint64_t>& own = r_[size_t(t)];
+    std::atomic<uint64_t>& own = r_[t];
     for (uint64_t s = own.load(std::memory_order_relaxed); (s >> 32) < (s & kLow);)
       if (own.compare_exchange_weak(s, s + (uint64_t(1) << 32), std::memory_order_relaxed)) {
         item = size_t(s >> 32);
         return true;
       }
     for (int k = 1; k < n_; ++k) {
-      std::atomic<uint64_t>& other = r_[size_t((t + k) % n_)];
+      std::atomic<uint64_t>& other = r_[(t + k) % n_];
       for (uint64_t s = other.load(std::memory_order_relaxed); (s >> 32) < (s & kLow);)
         if (other.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) {
           item = size_t(s & kLow) - 1;
@@ -70,7 +72,7 @@ class ItemRanges {
  private:
   static constexpr uint64_t kLow = 0xffffffffu;
   int n_;
-  std::unique_ptr<std::atomic<uint64_t>[]> r_;
+  std::atomic<uint64_t>* r_;
 };
 
 // One job made ready to run: its path, its quantized activations (int8 path) and its scratch needs.
@@ -79,11 +81,14 @@ struct Plan {
   Simd simd = Simd::Scalar;
   bool int8 = false;
   bool packed = false;  // int8 path over w.packed (kern::PActs activations)
-  Buffer q, s, c;  // QActs / PActs storage (int8 path)
+  uint8_t* q = nullptr;  // QActs / PActs storage (int8 path), in the call's workspace
+  float* s = nullptr;
+  int32_t* c = nullptr;
   kern::QActs xq;
   kern::PActs xa;
   size_t scratch_bytes = 0;  // per thread
   bool owns_acts = true;     // false: xq points into an earlier plan's activations (same x, dtype and shape)
+  size_t shares = 0;         // !owns_acts: that plan's index
 };
 
 void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
@@ -108,38 +113,49 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
   p.scratch_bytes = (floats * sizeof(float) + 63) / 64 * 64;
 }
 
-void alloc_acts(Plan& p) {
-  const int64_t n = p.job->n_tokens, n_pairs = (p.job->w.cols / kQK + 1) / 2;
+// Bytes of the activations alloc_acts() carves for p, each part 64-byte aligned.
+size_t act_bytes(const Plan& p) {
+  const int64_t n = p.job->n_tokens, cols = p.job->w.cols, nb = cols / kQK, n_pairs = (nb + 1) / 2;
+  auto up = [](int64_t b) { return size_t(b + 63) / 64 * 64; };
+  if (p.packed) return up(n * cols) + 2 * up(n * nb * 4);
+  return up(n * n_pairs * 64) + 2 * up(n * n_pairs * 16 * 4);
+}
+
+void alloc_acts(Plan& p, uint8_t*& at) {
+  const int64_t n = p.job->n_tokens, cols = p.job->w.cols, nb = cols / kQK, n_pairs = (nb + 1) / 2;
   const bool q4 = p.job->w.dtype == DType::Q4_0;
+  auto take = [&](int64_t bytes) {
+    uint8_t* r = at;
+    at += size_t(bytes + 63) / 64 * 64;
+    return r;
+  };
   if (p.packed) {
-    const int64_t cols = p.job->w.cols, nb = cols / kQK;
-    p.q = Buffer(size_t(n * cols));
-    p.s = Buffer(size_t(n * nb) * sizeof(float));
-    if (q4) p.c = Buffer(size_t(n * nb) * sizeof(int32_t));
-    p.xa = kern::PActs{p.q.as<uint8_t>(), p.s.as<float>(), q4 ? p.c.as<int32_t>() : nullptr, cols};
+    p.q = take(n * cols);
+    p.s = reinterpret_cast<float*>(take(n * nb * 4));
+    p.c = reinterpret_cast<int32_t*>(take(n * nb * 4));
+    p.xa = kern::PActs{p.q, p.s, q4 ? p.c : nullptr, cols};
     return;
   }
-  p.q = Buffer(size_t(n * n_pairs * 64));
-  p.s = Buffer(size_t(n * n_pairs * 16) * sizeof(float));
-  if (q4) p.c = Buffer(size_t(n * n_pairs * 16) * sizeof(int32_t));
-  p.xq = kern::QActs{p.q.as<uint8_t>(), p.s.as<float>(), q4 ? p.c.as<int32_t>() : nullptr, n_pairs};
+  p.q = take(n * n_pairs * 64);
+  p.s = reinterpret_cast<float*>(take(n * n_pairs * 16 * 4));
+  p.c = reinterpret_cast<int32_t*>(take(n * n_pairs * 16 * 4));
+  p.xq = kern::QActs{p.q, p.s, q4 ? p.c : nullptr, n_pairs};
 }
 
 void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
   const LinearJob& j = *p.job;
+  const bool q4 = j.w.dtype == DType::Q4_0;
   if (p.packed) {
     const int64_t cols = j.w.cols, nb = cols / kQK;
     for (int64_t t = t0; t < t1; ++t)
-      kern::quantize_acts_plain_avx512(j.x + t * cols, cols, j.w.dtype, p.q.as<uint8_t>() + t * cols,
-                                       p.s.as<float>() + t * nb,
-                                       j.w.dtype == DType::Q4_0 ? p.c.as<int32_t>() + t * nb : nullptr);
+      kern::quantize_acts_plain_avx512(j.x + t * cols, cols, j.w.dtype, p.q + t * cols, p.s + t * nb,
+                                       q4 ? p.c + t * nb : nullptr);
     return;
   }
   const int64_t np = p.xq.n_pairs;
   for (int64_t t = t0; t < t1; ++t)
-    kern::quantize_acts_avx512(j.x + t * j.w.cols, j.w.cols, j.w.dtype, p.q.as<uint8_t>() + t * np * 64,
-                               p.s.as<float>() + t * np * 16,
-                               j.w.dtype == DType::Q4_0 ? p.c.as<int32_t>() + t * np * 16 : nullptr);
+    kern::quantize_acts_avx512(j.x + t * j.w.cols, j.w.cols, j.w.dtype, p.q + t * np * 64, p.s + t * np * 16,
+                               q4 ? p.c + t * np * 16 : nullptr);
 }
 
 void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
@@ -179,10 +195,46 @@ void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadP
   linear_multi(&job, 1, pool, opt);
 }
 
-// Work items are (job, row chunk) pairs taken by the threads from one shared counter (ThreadPool::run_elastic):
-// a thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
+namespace {
+
+struct TokenChunk {
+  Plan* plan;
+  int64_t t0, t1;
+};
+struct Item {
+  const Plan* plan;
+  int64_t r0, r1;
+};
+
+// What linear_multi needs per call, kept on the calling thread between calls (calls are not re-entrant), so a
+// decode step's ~10 calls per layer do not go through the heap: plans, work lists, the activations of the int8
+// path and the kernels' scratch (one 64-byte aligned block, grown to the largest call; given back when a call
+// needed more than kKeepBytes).
+struct Workspace {
+  static constexpr size_t kKeepBytes = size_t(64) << 20;
+  std::vector<Plan> plans;
+  std::vector<TokenChunk> chunks;
+  std::vector<Item> items;
+  std::vector<std::atomic<uint64_t>> ranges;
+  Buffer bytes;
+
+  uint8_t* reserve(size_t n) {
+    if (bytes.size() < n) bytes = Buffer(n);
+    return bytes.as<uint8_t>();
+  }
+  void trim() {
+    if (bytes.size() > kKeepBytes) bytes = Buffer();
+  }
+};
+
+}  // namespace
+
+// Work items are (job, row chunk) pairs shared by the threads through ItemRanges (ThreadPool::run_elastic): a
+// thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
 void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt) {
-  std::vector<Plan> plans(n_jobs);
+  thread_local Workspace ws;
+  std::vector<Plan>& plans = ws.plans;
+  plans.assign(n_jobs, Plan{});
   int64_t total_rows = 0, total_tokens = 0;
   size_t total_bytes = 0, scratch_bytes = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
@@ -199,28 +251,37 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
 
   // Jobs that read the same x for the same dtype (e.g. an expert's gate and up projections) share one
   // quantization of it.
+  size_t act_total = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
     if (!plans[i].int8) continue;
     for (size_t k = 0; k < i; ++k) {
       const Plan& o = plans[k];
       if (o.int8 && o.owns_acts && o.packed == plans[i].packed && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
           o.job->w.cols == jobs[i].w.cols && o.job->w.dtype == jobs[i].w.dtype) {
-        plans[i].xq = o.xq;
-        plans[i].xa = o.xa;
         plans[i].owns_acts = false;
+        plans[i].shares = k;
         break;
       }
     }
-    if (plans[i].owns_acts) alloc_acts(plans[i]);
+    if (plans[i].owns_acts) act_total += act_bytes(plans[i]);
+  }
+  scratch_bytes = (scratch_bytes + 63) / 64 * 64;
+  uint8_t* at = ws.reserve(act_total + scratch_bytes * size_t(nt));
+  uint8_t* scratch = at + act_total;
+  for (size_t i = 0; i < n_jobs; ++i) {
+    if (!plans[i].int8) continue;
+    if (plans[i].owns_acts) {
+      alloc_acts(plans[i], at);
+    } else {
+      plans[i].xq = plans[plans[i].shares].xq;
+      plans[i].xa = plans[plans[i].shares].xa;
+    }
   }
 
   // Activations of the int8 path, quantized once per job (in chunks of tokens shared by the threads when
   // there are many).
-  struct TokenChunk {
-    Plan* plan;
-    int64_t t0, t1;
-  };
-  std::vector<TokenChunk> chunks;
+  std::vector<TokenChunk>& chunks = ws.chunks;
+  chunks.clear();
   for (Plan& p : plans) {
     if (!p.int8 || !p.owns_acts) continue;
     for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
@@ -235,10 +296,10 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
     for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
   }
 
-  Buffer scratch(scratch_bytes * size_t(nt));
   if (nt == 1) {
     for (const Plan& p : plans)
-      if (p.job) run_rows(p, 0, p.job->w.rows, scratch.data());
+      if (p.job) run_rows(p, 0, p.job->w.rows, scratch);
+    ws.trim();
     return;
   }
   // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
@@ -255,19 +316,18 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
     if (max_tokens > kern::kRowTile) return prefill_chunk;
     return std::max<int64_t>(1, int64_t(decode_chunk / std::max<size_t>(1, w.row_bytes())) / 16) * 16;
   };
-  struct Item {
-    const Plan* plan;
-    int64_t r0, r1;
-  };
-  std::vector<Item> items;
+  std::vector<Item>& items = ws.items;
+  items.clear();
   for (const Plan& p : plans)
     for (int64_t r = 0, chunk = p.job ? chunk_of(p.job->w) : 0; p.job && r < p.job->w.rows; r += chunk)
       items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
-  ItemRanges ranges(items.size(), nt);
+  if (ws.ranges.size() < size_t(nt)) ws.ranges = std::vector<std::atomic<uint64_t>>(size_t(nt));
+  ItemRanges ranges(items.size(), nt, ws.ranges.data());
   pool->run_elastic([&](int t) {
-    void* sc = scratch.as<uint8_t>() + size_t(t) * scratch_bytes;
+    void* sc = scratch + size_t(t) * scratch_bytes;
     for (size_t i; ranges.take(t, i);) run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
   });
+  ws.trim();
 }
 
 }  // namespace dm
