@@ -5,6 +5,9 @@
 #include "kernels/ops.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 
 #include "kernels/clones.h"
 
@@ -44,11 +47,49 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+namespace {
+
+// silu(g) · u over kLanes values. e^-g: the argument clamped to [-87.3, 88.4] (NaN goes to the low end; g itself
+// carries it to the result; above the top e is +inf), reduced by n·ln 2 in two parts (n = the nearest integer of x·log2 e, rounded by the
+// 1.5·2^23 shift), a degree-7 polynomial on |r| <= ln(2)/2 (the Cephes expf coefficients, ~1 ulp) and 2^n from
+// its exponent bits. Straight-line code the compiler vectorizes; the tail goes through the same code in a padded
+// block, so a value's result does not depend on where it sits.
+inline void silu_mul_lanes(const float* gate, const float* up, float* out) {
+  float res[kLanes];  // out may alias gate or up: results go out after all lanes are read
+  for (int l = 0; l < kLanes; ++l) {
+    const float x0 = -gate[l];
+    float x = x0 > -87.33654f ? x0 : -87.33654f;
+    x = x < 88.37626f ? x : 88.37626f;
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    // Past the top e^x overflows, as expf does (so silu → -0, and NaN at g = -inf); below the bottom 1 + e^x
+    // is 1 either way.
+    const float e = x0 > 88.37626f ? std::numeric_limits<float>::infinity() : (p * r * r + r + 1.0f) * scale;
+    res[l] = gate[l] / (1.0f + e) * up[l];
   }
+  std::memcpy(out, res, sizeof res);
+}
+
+}  // namespace
+
+DM_CLONES void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) silu_mul_lanes(gate + i, up + i, out + i);
+  if (i == n) return;
+  float g[kLanes] = {}, u[kLanes] = {}, o[kLanes];
+  std::memcpy(g, gate + i, size_t(n - i) * sizeof(float));
+  std::memcpy(u, up + i, size_t(n - i) * sizeof(float));
+  silu_mul_lanes(g, u, o);
+  std::memcpy(out + i, o, size_t(n - i) * sizeof(float));
 }
 
 DM_CLONES void axpy(float a, const float* x, int64_t n, float* y) {
