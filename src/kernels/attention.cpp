@@ -13,10 +13,8 @@ namespace dm {
 namespace {
 
 constexpr int kLanes = 16;
-using V16 = float __attribute__((vector_size(kLanes * sizeof(float))));  // lowered to the clone's vector width
-using V16u = float __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float)), may_alias));
-
-#define DM_LOAD16(p) (*reinterpret_cast<const V16u*>(p))
+using vec::load16;
+using vec::V16;
 
 // s[g * n + j + r] = scale · q_g·k_{j+r} for G heads and R rows at once (G·R independent 16-lane sums, so that
 // the FMA latency is hidden); each sum runs over k in 16 lanes, lanes added in a fixed tree, then the tail.
@@ -27,9 +25,9 @@ template <int G, int R>
   int64_t c = 0;
   for (; c + kLanes <= dk; c += kLanes) {
     V16 k[R];
-    for (int r = 0; r < R; ++r) k[r] = DM_LOAD16(rows[j + r] + c);
+    for (int r = 0; r < R; ++r) k[r] = load16(rows[j + r] + c);
     for (int g = 0; g < G; ++g) {
-      const V16 qg = DM_LOAD16(q + g * q_stride + c);
+      const V16 qg = load16(q + g * q_stride + c);
       for (int r = 0; r < R; ++r) acc[g][r] += qg * k[r];
     }
   }
@@ -56,12 +54,12 @@ template <int G>
     int64_t c = 0;
     for (; c + kLanes <= dv; c += kLanes) {
       V16 acc[G];
-      for (int g = 0; g < G; ++g) acc[g] = j0 == 0 ? V16{} : V16(DM_LOAD16(out + g * out_stride + c));
+      for (int g = 0; g < G; ++g) acc[g] = j0 == 0 ? V16{} : load16(out + g * out_stride + c);
       for (int64_t j = j0; j < j1; ++j) {
-        const V16 v = DM_LOAD16(values[j] + c);
+        const V16 v = load16(values[j] + c);
         for (int g = 0; g < G; ++g) acc[g] += p[g * n + j] * v;
       }
-      for (int g = 0; g < G; ++g) std::memcpy(out + g * out_stride + c, &acc[g], sizeof(V16));
+      for (int g = 0; g < G; ++g) vec::store16(out + g * out_stride + c, acc[g]);
     }
     for (; c < dv; ++c)
       for (int g = 0; g < G; ++g) {
@@ -78,12 +76,10 @@ template <int G>
                                                 float scale, float* out, int64_t out_stride, float* s) {
   int64_t j = 0;
   for (; j + 2 <= n; j += 2) {
-    // The rows (a paged cache, usually out of the caches in decode) are fetched a pair ahead.
-    for (int64_t r = j + 2; r < std::min(n, j + 4); ++r) {
+    // The key rows (a paged cache, usually out of the caches in decode) are fetched a pair ahead; separate value
+    // rows are not: they are read only after the softmax, and fetched here they would crowd the keys out.
+    for (int64_t r = j + 2; r < std::min(n, j + 4); ++r)
       for (int64_t c = 0; c < dk; c += 64 / int64_t(sizeof(float))) __builtin_prefetch(rows[r] + c);
-      if (values != rows)
-        for (int64_t c = 0; c < dv; c += 64 / int64_t(sizeof(float))) __builtin_prefetch(values[r] + c);
-    }
     scores_block<G, 2>(q, q_stride, rows, j, dk, scale, s, n);
   }
   for (; j < n; ++j) scores_block<G, 1>(q, q_stride, rows, j, dk, scale, s, n);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -69,6 +70,31 @@ TEST(Ops, SiluMulMatchesFormulaEverywhere) {
   float o = 0;
   silu_mul(&nan, &one, 1, &o);
   EXPECT_TRUE(std::isnan(o));
+}
+
+// softmax with exp_lanes: the formula in double for wide spreads and every tail length; -inf scores get 0.
+TEST(Ops, SoftmaxMatchesFormulaWithWideSpreads) {
+  for (int64_t n : {1, 2, 15, 16, 17, 33, 100, 1000}) {
+    for (float spread : {1.0f, 30.0f, 300.0f}) {
+      auto x = randv(size_t(n), unsigned(n * 3 + int(spread)), spread);
+      if (n > 3) x[2] = -std::numeric_limits<float>::infinity();
+      std::vector<float> p = x;
+      softmax(p.data(), n);
+      double m = -INFINITY, z = 0;
+      for (float v : x) m = std::max(m, double(v));
+      for (float v : x) z += std::exp(double(v) - m);
+      for (int64_t i = 0; i < n; ++i) {
+        // x - m is rounded to float first: a relative error of up to |x - m|·2^-24 before any e^x.
+        const double d = double(x[size_t(i)]) - m, want = std::exp(d) / z;
+        if (std::isinf(d)) continue;  // the -inf score: checked below
+        ASSERT_NEAR(p[size_t(i)], want, (1e-6 + 1.2e-7 * std::fabs(d)) * want + 1e-30)
+            << "n " << n << " spread " << spread << " i " << i;
+      }
+      if (n > 3) {
+        EXPECT_EQ(p[2], 0.0f);
+      }
+    }
+  }
 }
 
 TEST(Ops, RopeRotatesPairs) {
