@@ -16,6 +16,30 @@ constexpr int kLanes = 16;
 using vec::load16;
 using vec::V16;
 
+// out[k] = the sum of v[k]'s 16 lanes for k < M <= 16, each by the tree dot() uses (lane l + lane l+8, then + 4,
+// + 2, + 1), so the same bits; the M sums are reduced together, a halving step at a time, in whole vectors (one
+// add per step for up to 16 sums) instead of one scalar tree each, which cost more than a 128-wide score's FMAs.
+template <int M>
+[[gnu::always_inline]] inline void lane_sums(const V16* v, float* out) {
+  V16 a[16];
+  for (int k = 0; k < 16; ++k) a[k] = k < M ? v[k] : V16{};
+  V16 b[8];  // b[i]: lanes 0-7 sum 2i's step, 8-15 sum 2i+1's
+  for (int i = 0; i < 8; ++i)
+    b[i] = __builtin_shufflevector(a[2 * i], a[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(a[2 * i], a[2 * i + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  V16 c[4];  // c[i]: 4 lanes each for sums 4i .. 4i+3
+  for (int i = 0; i < 4; ++i)
+    c[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(b[2 * i], b[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  V16 d[2];  // d[i]: 2 lanes each for sums 8i .. 8i+7
+  for (int i = 0; i < 2; ++i)
+    d[i] = __builtin_shufflevector(c[2 * i], c[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+           __builtin_shufflevector(c[2 * i], c[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  const V16 e = __builtin_shufflevector(d[0], d[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+                __builtin_shufflevector(d[0], d[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  vec::store16(out, e);
+}
+
 // s[g * n + j + r] = scale · q_g·k_{j+r} for G heads and R rows at once (G·R independent 16-lane sums, so that
 // the FMA latency is hidden); each sum runs over k in 16 lanes, lanes added in a fixed tree, then the tail.
 template <int G, int R>
@@ -31,13 +55,11 @@ template <int G, int R>
       for (int r = 0; r < R; ++r) acc[g][r] += qg * k[r];
     }
   }
+  float sums[kLanes];
+  lane_sums<G * R>(&acc[0][0], sums);
   for (int g = 0; g < G; ++g)
     for (int r = 0; r < R; ++r) {
-      float a[kLanes];
-      std::memcpy(a, &acc[g][r], sizeof a);
-      for (int w = kLanes / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; ++l) a[l] += a[l + w];
-      float sum = a[0];
+      float sum = sums[g * R + r];
       for (int64_t t = c; t < dk; ++t) sum += q[g * q_stride + t] * rows[j + r][t];
       s[g * n + j + r] = sum * scale;
     }
