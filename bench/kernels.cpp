@@ -3,7 +3,8 @@
 // through enough copies to exceed the L3 cache, as a decode step streams every layer; with --hot one copy stays
 // in the caches, which shows how far the kernel itself outruns memory); prefill (512 tokens)
 // against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0); a MoE decode step
-// compares linear_multi with separate calls. Times are medians.
+// compares linear_multi with separate calls; --attention times the decode attention kernel instead. Times are
+// medians.
 #include <CLI/CLI.hpp>
 #include <sys/mman.h>
 
@@ -13,12 +14,14 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "kernels/attention.h"
 #include "kernels/bandwidth.h"
 #include "kernels/linear.h"
 #include "kernels/quant.h"
@@ -143,6 +146,55 @@ void moe_decode(DType t, ThreadPool& pool, int reps, double bw) {
   std::fflush(stdout);
 }
 
+// Decode attention of one token on one thread (attend_shared_rows) over a cache laid out as the model's: one
+// slot per position, the rows of one layer `slot` floats apart. "cached": one layer's rows, which stay in the
+// caches; "memory": cycled through `layers` layers' rows, as a decode step reads them.
+void attention_decode(int reps) {
+  struct Case {
+    const char* name;
+    int64_t heads, dk, dv, slot, value_offset;  // value_offset < 0: the values are the keys' first dv columns
+  };
+  const Case cases[] = {
+      {"qwen-1.5b GQA (3 of 6 query heads per KV head)", 3, 128, 128, 512, 256},
+      {"llama-8b GQA (4 query heads per KV head)", 4, 128, 128, 2048, 1024},
+      {"v2-lite MLA (8 of 16 heads, 576-wide latent)", 8, 576, 512, 576, -1},
+  };
+  const int64_t layers = 28;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const Case& c : cases)
+    for (int64_t n : {512, 2048, 4096}) {
+      std::vector<float> cache(size_t(layers * n * c.slot));
+      for (float& v : cache) v = nd(rng);
+      std::vector<float> q(size_t(c.heads * c.dk)), out(size_t(c.heads * c.dv));
+      for (float& v : q) v = nd(rng);
+      std::vector<std::vector<const float*>> keys(static_cast<size_t>(layers)), values(static_cast<size_t>(layers));
+      for (int64_t l = 0; l < layers; ++l)
+        for (int64_t j = 0; j < n; ++j) {
+          const float* row = &cache[size_t((l * n + j) * c.slot)];
+          keys[size_t(l)].push_back(row);
+          values[size_t(l)].push_back(c.value_offset < 0 ? row : row + c.value_offset);
+        }
+      const double flop = 2.0 * double(n) * double(c.heads) * double(c.dk + c.dv);
+      const double bytes = double(n) * double(c.value_offset < 0 ? c.dk : c.dk + c.dv) * sizeof(float);
+      for (bool from_memory : {false, true}) {
+        const int64_t nl = from_memory ? layers : 1;
+        std::vector<double> times;
+        for (int r = 0; r < std::max(reps, 3); ++r) {
+          const double t0 = now_s();
+          for (int64_t l = 0; l < nl; ++l)
+            attend_shared_rows(q.data(), c.dk, c.heads, keys[size_t(l)].data(), values[size_t(l)].data(), n, c.dk,
+                               c.dv, 0.05f, out.data(), c.dv);
+          times.push_back((now_s() - t0) / double(nl));
+        }
+        const double tm = median(times);
+        std::printf("attn %-48s n=%-5lld %-6s | %8.1f us | %6.1f GFLOP/s | %6.1f GB/s of rows\n", c.name,
+                    (long long)n, from_memory ? "memory" : "cached", tm * 1e6, flop / tm / 1e9, bytes / tm / 1e9);
+      }
+    }
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 // Backs the whole 2 MiB pages of b with transparent huge pages where the kernel allows it.
@@ -169,7 +221,14 @@ int main(int argc, char** argv) {
   app.add_flag("--hot", hot,
                "decode from one copy of the weights, which stays in the caches: the kernel's own rate, what it "
                "leaves to spare over the memory's");
+  bool attention = false;
+  app.add_flag("--attention", attention,
+               "time decode attention (attend_shared_rows, one thread) on GQA and MLA shapes instead");
   CLI11_PARSE(app, argc, argv);
+  if (attention) {
+    attention_decode(reps);
+    return 0;
+  }
 
   ThreadPool pool(threads);
   const double fma_peak = measure_fma_gflops(pool), vnni_peak = measure_vnni_gops(pool);
