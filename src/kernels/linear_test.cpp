@@ -305,6 +305,21 @@ TEST(Linear, LongRowsInt8BlockedByPairs) {
   }
 }
 
+namespace {
+// A weight with its rows packed (pack_rows16) into a 64-byte aligned buffer the copy owns.
+struct PackedCopy {
+  std::vector<uint8_t> buf;
+  Weight w;
+};
+PackedCopy packed_copy(const Weight& w) {
+  PackedCopy c{std::vector<uint8_t>(packed_bytes(w) + 64), w};
+  uint8_t* p = c.buf.data() + (64 - reinterpret_cast<uintptr_t>(c.buf.data()) % 64) % 64;
+  pack_rows16(w, p);
+  c.w.packed = p;
+  return c;
+}
+}  // namespace
+
 // Packed rows (pack_rows16): the int8 kernels over the packed layout give exactly the scalar twin's numbers
 // (same blocks in the same order, one fused multiply-add each), for any row count (padded last group), token
 // count, thread count and 16-aligned row slice; unaligned slices fall back to the unpacked rows.
@@ -315,11 +330,8 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
       for (int64_t cols : {32, 64, 96, 160, 1024}) {
         TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 5 + cols));
         if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512 VNNI";
-        std::vector<uint8_t> packed(packed_bytes(tw.w) + 64);
-        uint8_t* p = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
-        pack_rows16(tw.w, p);
-        Weight pw = tw.w;
-        pw.packed = p;
+        const PackedCopy pc = packed_copy(tw.w);
+        const Weight& pw = pc.w;
         for (int64_t n : kTokens) {
           auto x = rand_x(n * cols, unsigned(7 * n + cols));
           std::vector<float> twin(size_t(n * rows)), y(size_t(n * rows));
@@ -360,11 +372,8 @@ TEST(Linear, PackedHalfRowsEqualRowsAsStoredBitwise) {
       for (int64_t cols : {1, 16, 23, 40, 320}) {
         TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 7 + cols));
         if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512";
-        std::vector<uint8_t> packed(packed_bytes(tw.w) + 64);
-        uint8_t* p = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
-        pack_rows16(tw.w, p);
-        Weight pw = tw.w;
-        pw.packed = p;
+        const PackedCopy pc = packed_copy(tw.w);
+        const Weight& pw = pc.w;
         for (int64_t n : kTokens) {
           auto x = rand_x(n * cols, unsigned(3 * n + cols));
           std::vector<float> want(size_t(n * rows)), y(size_t(n * rows));
