@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dm=build/deepmoe
+[ -x "$dm" ] || { echo "table.sh: $dm not found: build it first (scripts/build.sh)" >&2; exit 1; }
 dir=${1:-bench-models}
 cfg=tests/data/fixtures/configs
 mkdir -p "$dir"
