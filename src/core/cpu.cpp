@@ -4,7 +4,30 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace dm {
+
+#if defined(__x86_64__)
+// AMX-BF16 and AMX-TILE (CPUID.7.0:EDX bits 22, 24), the tile state enabled by the OS in XCR0 (bits 17, 18), and
+// Linux's permission for this process to use it (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, Linux 5.16+):
+// without the permission the first tile instruction faults.
+static bool detect_amx() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if (!(d & (1u << 22)) || !(d & (1u << 24))) return false;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE: xgetbv is allowed
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & (3u << 17)) != (3u << 17)) return false;
+  constexpr long kReqXcompPerm = 0x1023, kXtiledata = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXtiledata) == 0;
+}
+#endif
 
 static CpuFeatures detect() {
   CpuFeatures f;
@@ -18,9 +41,11 @@ static CpuFeatures detect() {
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
   f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+  f.amx_bf16 = f.avx512bf16 && f.avx512bw && f.avx512vl && detect_amx();
 #endif
   if (const char* s = std::getenv("DEEPMOE_SIMD")) {
     if (std::strcmp(s, "scalar") == 0) f = CpuFeatures{};
+    if (std::strcmp(s, "avx512") == 0) f.amx_bf16 = false;
     if (std::strcmp(s, "avx2") == 0) {
       bool a = f.avx2, m = f.fma;
       f = CpuFeatures{};

@@ -1,7 +1,7 @@
 // Dispatch of linear layers: picks the instruction set (linear_simd), shares row chunks (whole register row
 // tiles) of one or more layers among the pool's threads, and for Q8_0/Q4_0 on VNNI quantizes the activations
-// once per call (tokens split over threads) before the int8 kernels run. Scalar path: one dequantized row at a
-// time.
+// once per call (tokens split over threads) before the int8 kernels run (on AMX, batches are rounded to bf16
+// instead for the tile kernel). Scalar path: one dequantized row at a time.
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -22,6 +22,7 @@ bool has_avx512() {
   const CpuFeatures& f = cpu_features();
   return f.avx512f && f.avx512bw && f.avx512vl && f.fma && f.f16c;
 }
+bool has_amx() { return has_avx512() && cpu_features().amx_bf16; }
 bool has_avx2() {
   const CpuFeatures& f = cpu_features();
   return f.avx2 && f.fma && f.f16c;
@@ -81,11 +82,14 @@ struct Plan {
   Simd simd = Simd::Scalar;
   bool int8 = false;
   bool packed = false;  // int8 path over w.packed (kern::PActs activations)
+  bool amx = false;     // AMX tiles over w.packed (kern::BActs activations)
+  int splits = 1;       // AMX: bf16 parts per activation
   uint8_t* q = nullptr;  // QActs / PActs storage (int8 path), in the call's workspace
   float* s = nullptr;
   int32_t* c = nullptr;
   kern::QActs xq;
   kern::PActs xa;
+  kern::BActs xb;
   size_t scratch_bytes = 0;  // per thread
   bool owns_acts = true;     // false: xq points into an earlier plan's activations (same x, dtype and shape)
   size_t shares = 0;         // !owns_acts: that plan's index
@@ -97,9 +101,20 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
   DM_CHECK(w.cols % dtype_block(w.dtype) == 0, "linear: ", dtype_name(w.dtype), " row of ", w.cols, " values");
   p.job = &j;
   p.simd = linear_simd(opt);
-  p.int8 = p.simd == Simd::Avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
-           (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0);
+  const bool avx512 = p.simd == Simd::Avx512 || p.simd == Simd::Amx;
   const int64_t cols = w.cols, n = j.n_tokens;
+  // Float weights keep their f32 activations (three bf16 parts, see kern::BActs); quantized weights take
+  // bf16(x), finer than the int8 activations of the VNNI path they replace.
+  const bool quantized = w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0;
+  p.amx = p.simd == Simd::Amx && w.packed && n >= kAmxMinTokens &&
+          (quantized ? opt.quantize_activations : w.dtype == DType::BF16 || w.dtype == DType::F16);
+  p.splits = quantized ? 1 : 3;
+  if (p.amx) {  // activations are allocated by alloc_acts() unless shared with another job
+    p.scratch_bytes = kern::amx_scratch_bytes(cols);
+    return;
+  }
+  p.int8 = avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
+           (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0);
   if (p.int8) {  // activations are allocated by alloc_acts() unless shared with another job
     p.packed = w.packed != nullptr;
     p.scratch_bytes = n > 4 && !p.packed ? kern::q8_scratch_bytes(cols) : 0;
@@ -108,15 +123,20 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
   const bool direct = w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16 ||
                       w.dtype == DType::F8_E4M3;
   // Packed BF16 / F16 rows are read in place by decode only; batches convert a row tile at a time.
-  const bool in_place = direct && (n == 1 || (n <= 4 && !(p.simd == Simd::Avx512 && w.packed)));
+  const bool in_place = direct && (n == 1 || (n <= 4 && !(avx512 && w.packed)));
   const size_t floats = p.simd == Simd::Scalar ? size_t(cols) : in_place ? 0 : size_t(kern::kRowTile * cols);
   p.scratch_bytes = (floats * sizeof(float) + 63) / 64 * 64;
 }
+
+// AMX activations: rows padded to whole tiles of 16 tokens, columns to whole tiles of 32.
+int64_t amx_rows(int64_t n) { return (n + 15) / 16 * 16; }
+int64_t amx_ld(int64_t cols, int splits) { return (cols + 31) / 32 * 32 * splits; }
 
 // Bytes of the activations alloc_acts() carves for p, each part 64-byte aligned.
 size_t act_bytes(const Plan& p) {
   const int64_t n = p.job->n_tokens, cols = p.job->w.cols, nb = cols / kQK, n_pairs = (nb + 1) / 2;
   auto up = [](int64_t b) { return size_t(b + 63) / 64 * 64; };
+  if (p.amx) return up(amx_rows(n) * amx_ld(cols, p.splits) * 2);
   if (p.packed) return up(n * cols) + 2 * up(n * nb * 4);
   return up(n * n_pairs * 64) + 2 * up(n * n_pairs * 16 * 4);
 }
@@ -129,6 +149,11 @@ void alloc_acts(Plan& p, uint8_t*& at) {
     at += size_t(bytes + 63) / 64 * 64;
     return r;
   };
+  if (p.amx) {
+    p.q = take(amx_rows(n) * amx_ld(cols, p.splits) * 2);
+    p.xb = kern::BActs{reinterpret_cast<const uint16_t*>(p.q), amx_ld(cols, p.splits), p.splits};
+    return;
+  }
   if (p.packed) {
     p.q = take(n * cols);
     p.s = reinterpret_cast<float*>(take(n * nb * 4));
@@ -145,6 +170,13 @@ void alloc_acts(Plan& p, uint8_t*& at) {
 void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
   const LinearJob& j = *p.job;
   const bool q4 = j.w.dtype == DType::Q4_0;
+  if (p.amx) {
+    const int64_t ld = p.xb.ld;
+    uint16_t* out = reinterpret_cast<uint16_t*>(p.q);
+    for (int64_t t = t0; t < t1; ++t) kern::convert_acts_bf16_amx(j.x + t * j.w.cols, j.w.cols, p.splits, out + t * ld);
+    if (t1 == j.n_tokens) std::fill(out + t1 * ld, out + amx_rows(t1) * ld, uint16_t(0));
+    return;
+  }
   if (p.packed) {
     const int64_t cols = j.w.cols, nb = cols / kQK;
     for (int64_t t = t0; t < t1; ++t)
@@ -160,10 +192,12 @@ void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
 
 void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
   const LinearJob& j = *p.job;
+  if (p.amx) return kern::rows_amx(j.w, p.xb, j.n_tokens, j.y, r0, r1, scratch);
   if (p.packed) return kern::rows_packed_avx512(j.w, p.xa, j.n_tokens, j.y, r0, r1);
   if (p.int8) return kern::rows_q8_avx512(j.w, p.xq, j.n_tokens, j.y, r0, r1, scratch);
   float* sc = static_cast<float*>(scratch);
   switch (p.simd) {
+    case Simd::Amx:
     case Simd::Avx512: return kern::rows_avx512(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
     case Simd::Avx2: return kern::rows_avx2(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
     default: return rows_scalar(j.w, j.x, j.n_tokens, j.y, r0, r1, sc);
@@ -179,8 +213,9 @@ bool packable(const Weight& w) {
 }
 
 Simd linear_simd(const LinearOptions& opt) {
-  const Simd want = opt.simd == Simd::Auto ? Simd::Avx512 : opt.simd;
-  if (want == Simd::Avx512 && has_avx512()) return Simd::Avx512;
+  const Simd want = opt.simd == Simd::Auto ? Simd::Amx : opt.simd;
+  if (want == Simd::Amx && has_amx()) return Simd::Amx;
+  if ((want == Simd::Amx || want == Simd::Avx512) && has_avx512()) return Simd::Avx512;
   if (want != Simd::Scalar && has_avx2()) return Simd::Avx2;
   return Simd::Scalar;
 }
@@ -253,11 +288,12 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   // quantization of it.
   size_t act_total = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
-    if (!plans[i].int8) continue;
+    if (!plans[i].int8 && !plans[i].amx) continue;
     for (size_t k = 0; k < i; ++k) {
       const Plan& o = plans[k];
-      if (o.int8 && o.owns_acts && o.packed == plans[i].packed && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
-          o.job->w.cols == jobs[i].w.cols && o.job->w.dtype == jobs[i].w.dtype) {
+      if ((o.int8 || o.amx) && o.owns_acts && o.packed == plans[i].packed && o.amx == plans[i].amx && o.splits == plans[i].splits &&
+          (o.amx || o.job->w.dtype == jobs[i].w.dtype) && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
+          o.job->w.cols == jobs[i].w.cols) {
         plans[i].owns_acts = false;
         plans[i].shares = k;
         break;
@@ -269,12 +305,13 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   uint8_t* at = ws.reserve(act_total + scratch_bytes * size_t(nt));
   uint8_t* scratch = at + act_total;
   for (size_t i = 0; i < n_jobs; ++i) {
-    if (!plans[i].int8) continue;
+    if (!plans[i].int8 && !plans[i].amx) continue;
     if (plans[i].owns_acts) {
       alloc_acts(plans[i], at);
     } else {
       plans[i].xq = plans[plans[i].shares].xq;
       plans[i].xa = plans[plans[i].shares].xa;
+      plans[i].xb = plans[plans[i].shares].xb;
     }
   }
 
@@ -283,7 +320,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   std::vector<TokenChunk>& chunks = ws.chunks;
   chunks.clear();
   for (Plan& p : plans) {
-    if (!p.int8 || !p.owns_acts) continue;
+    if ((!p.int8 && !p.amx) || !p.owns_acts) continue;
     for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
   }
   if (nt > 1 && chunks.size() > 1) {

@@ -32,8 +32,11 @@ struct Weight {
 };
 
 // Instruction set of a linear() call: Auto picks the best the CPU has (cpu_features(), which honours
-// DEEPMOE_SIMD=scalar|avx2|avx512); forcing a set the CPU lacks falls back to the best available below it.
-enum class Simd { Auto, Scalar, Avx2, Avx512 };
+// DEEPMOE_SIMD=scalar|avx2|avx512|amx); forcing a set the CPU lacks falls back to the best available below it.
+// Amx is Avx512 plus AMX bf16 tiles for batches of at least kAmxMinTokens tokens over packed Q8_0 / Q4_0 / BF16 /
+// F16 weights (see linear()).
+enum class Simd { Auto, Scalar, Avx2, Avx512, Amx };
+constexpr int64_t kAmxMinTokens = 16;
 
 struct LinearOptions {
   Simd simd = Simd::Auto;
@@ -50,6 +53,9 @@ struct LinearOptions {
 // Q8_0/Q4_0 with quantize_activations are within the activation-quantization error (see linear_ref_q8).
 // K-quants (and Q8_0/Q4_0 without VNNI or with quantize_activations off) are dequantized exactly to f32 one row
 // tile at a time and use the f32 kernel.
+// Amx: a batch of kAmxMinTokens or more over packed Q8_0 / Q4_0 / BF16 / F16 weights runs on bf16 tiles, x and the
+// weights rounded to bf16 (quantized weights as bf16(q · d)), f32 sums: within bf16 rounding of linear_ref, and
+// batch- and thread-invariant among such batches, but not bit-identical to the same token in a smaller batch.
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions& opt);
 void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y);

@@ -53,4 +53,25 @@ struct PActs {
 void rows_packed_avx512(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1);
 void quantize_acts_plain_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c);
 
+// Activations for the AMX kernel, rows padded with zeros to a multiple of 16 tokens. Each column tile of 32
+// values is stored as `splits` tiles of bf16 parts: part 0 = bf16(x) (nearest even), part s = bf16 of what parts
+// 0..s-1 leave of x, so 1 part is x to 8 significant bits, 3 parts x exactly (bar values below bf16's normal
+// range, which the tiles treat as zero). Row stride ld = splits · 32 · ceil(cols / 32) values.
+struct BActs {
+  const uint16_t* x = nullptr;
+  int64_t ld = 0;
+  int splits = 1;
+};
+// Q8_0 / Q4_0 / BF16 / F16 rows [r0, r1) from w.packed (r0 a multiple of 16) against BActs with AMX bf16 tiles:
+// weights as bf16 (quantized: bf16(q · d)), products exact, f32 sums in the tiles' order. Per (token, row) the
+// sum depends only on that token's and that row's values, never on the batch or the row range.
+void rows_amx(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1, void* scratch);
+// Rows per panel of B tiles for rows of cols values; the scratch rows_amx needs per thread.
+int64_t amx_panel_rows(int64_t cols);
+inline size_t amx_scratch_bytes(int64_t cols) {
+  return size_t(amx_panel_rows(cols) / 16 * ((cols + 31) / 32) * 1024 + 1024);
+}
+// One token's row of BActs (ld values; columns past cols are zero).
+void convert_acts_bf16_amx(const float* x, int64_t cols, int splits, uint16_t* out);
+
 }  // namespace dm::kern

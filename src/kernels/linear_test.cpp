@@ -1,6 +1,7 @@
 // linear() on every instruction set (scalar, AVX2, AVX-512) and dtype against linear_ref() over odd shapes and
 // token counts; the int8 path against its scalar twin linear_ref_q8() and against linear_ref() within the
-// activation-quantization bound; batch and thread-count invariance (bit-identical outputs).
+// activation-quantization bound; batch and thread-count invariance (bit-identical outputs); the AMX tile kernel
+// against a bf16-rounded reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -320,6 +321,9 @@ PackedCopy packed_copy(const Weight& w) {
 }
 }  // namespace
 
+// The AVX-512 kernels without AMX tiles (which round batches to bf16; tested below).
+const LinearOptions kAvx512{Simd::Avx512, true};
+
 // Packed rows (pack_rows16): the int8 kernels over the packed layout give exactly the scalar twin's numbers
 // (same blocks in the same order, one fused multiply-add each), for any row count (padded last group), token
 // count, thread count and 16-aligned row slice; unaligned slices fall back to the unpacked rows.
@@ -338,7 +342,7 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
           linear_ref_q8(tw.w, x.data(), n, twin.data());
           for (ThreadPool* tp : {&pool, static_cast<ThreadPool*>(nullptr)}) {
             std::fill(y.begin(), y.end(), NAN);
-            linear(pw, x.data(), n, y.data(), tp);
+            linear(pw, x.data(), n, y.data(), tp, kAvx512);
             ASSERT_EQ(0, std::memcmp(y.data(), twin.data(), y.size() * 4))
                 << dtype_name(t) << " " << rows << "x" << cols << " n " << n;
           }
@@ -380,7 +384,7 @@ TEST(Linear, PackedHalfRowsEqualRowsAsStoredBitwise) {
           linear(tw.w, x.data(), n, want.data(), nullptr);
           for (ThreadPool* tp : {&pool, static_cast<ThreadPool*>(nullptr)}) {
             std::fill(y.begin(), y.end(), NAN);
-            linear(pw, x.data(), n, y.data(), tp);
+            linear(pw, x.data(), n, y.data(), tp, kAvx512);
             ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4))
                 << dtype_name(t) << " " << rows << "x" << cols << " n " << n;
           }
@@ -398,6 +402,54 @@ TEST(Linear, PackedHalfRowsEqualRowsAsStoredBitwise) {
           linear(tw.w.slice_rows(16, rows - 16), x.data(), n, want.data(), nullptr);
           linear(s, x.data(), n, y.data(), &pool);
           ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4)) << dtype_name(t) << " slice, n " << n;
+        }
+      }
+    }
+  }
+}
+
+// AMX bf16 tiles over packed Q8_0 / Q4_0 / BF16 / F16 rows: each output is the sum of the products of the weights
+// in bf16 (quantized weights as bf16(q · d)) and x (quantized weights: x rounded to bf16; float weights: x exactly,
+// in three bf16 parts), to f32 summation error, for odd row counts
+// (padded last group), columns (a half tile of 16 for BF16 / F16), token counts (padded last tile) and panels of
+// several row groups; a token gives the same bits in any batch of kAmxMinTokens or more and on any thread count.
+TEST(Linear, AmxTilesMatchBf16Reference) {
+  if (linear_simd(LinearOptions{Simd::Amx, true}) != Simd::Amx) GTEST_SKIP() << "no AMX";
+  auto bf = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::BF16, DType::F16}) {
+    const bool quant = t == DType::Q8_0 || t == DType::Q4_0;
+    for (int64_t rows : {16, 17, 50, 300}) {
+      for (int64_t cols : quant ? std::vector<int64_t>{32, 96, 2080} : std::vector<int64_t>{16, 40, 96, 1000}) {
+        TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 3 + cols));
+        const PackedCopy pc = packed_copy(tw.w);
+        std::vector<float> w(size_t(rows * cols));
+        dequantize_rows(tw.w, 0, rows, w.data());
+        for (float& v : w) v = bf(v);
+        for (int64_t n : {kAmxMinTokens, int64_t(17), int64_t(45), int64_t(64)}) {
+          auto x = rand_x(n * cols, unsigned(5 * n + cols));
+          std::vector<float> y(size_t(n * rows), NAN), y1(size_t(n * rows), NAN);
+          linear(pc.w, x.data(), n, y.data(), &pool);
+          linear(pc.w, x.data(), n, y1.data(), nullptr);
+          ASSERT_EQ(0, std::memcmp(y.data(), y1.data(), y.size() * 4)) << dtype_name(t) << " threads";
+          for (int64_t tok = 0; tok < n; ++tok)
+            for (int64_t r = 0; r < rows; ++r) {
+              double want = 0, mag = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                const float xv = x[size_t(tok * cols + c)];
+                const double p = double(quant ? bf(xv) : xv) * w[size_t(r * cols + c)];
+                want += p;
+                mag += std::fabs(p);
+              }
+              ASSERT_NEAR(y[size_t(tok * rows + r)], want, 2e-6 * mag + 1e-30)
+                  << dtype_name(t) << " " << rows << "x" << cols << " n " << n << " token " << tok << " row " << r;
+            }
+          // The last token in a batch of exactly kAmxMinTokens (the others different) gives the same bits.
+          std::vector<float> xs = rand_x(kAmxMinTokens * cols, 99), ys(size_t(kAmxMinTokens * rows));
+          std::copy(x.end() - cols, x.end(), xs.end() - cols);
+          linear(pc.w, xs.data(), kAmxMinTokens, ys.data(), &pool);
+          ASSERT_EQ(0, std::memcmp(ys.data() + (kAmxMinTokens - 1) * rows, y.data() + (n - 1) * rows, size_t(rows) * 4))
+              << dtype_name(t) << " batch invariance, n " << n;
         }
       }
     }
