@@ -2,7 +2,8 @@
 // Decode (gemv, 1 token) is reported against the read bandwidth measured in the same run (weights are cycled
 // through enough copies to exceed the L3 cache, as a decode step streams every layer; with --hot one copy stays
 // in the caches, which shows how far the kernel itself outruns memory); prefill (512 tokens)
-// against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0); a MoE decode step
+// against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0), on AMX hosts against the
+// AMX bf16 peak (packed Q8_0/Q4_0/BF16/F16 batches run on tiles there); a MoE decode step
 // compares linear_multi with separate calls; --attention times the decode attention kernel instead. Times are
 // medians.
 #include <CLI/CLI.hpp>
@@ -232,8 +233,9 @@ int main(int argc, char** argv) {
 
   ThreadPool pool(threads);
   const double fma_peak = measure_fma_gflops(pool), vnni_peak = measure_vnni_gops(pool);
-  std::printf("threads %d | fp32 FMA peak %.0f GFLOP/s | int8 VNNI peak %.0f GOP/s | simd %d\n", threads, fma_peak,
-              vnni_peak, int(linear_simd()));
+  const double amx_peak = linear_simd() == Simd::Amx ? measure_amx_bf16_gflops(pool) : 0.0;
+  std::printf("threads %d | fp32 FMA peak %.0f GFLOP/s | int8 VNNI peak %.0f GOP/s | AMX bf16 peak %.0f GFLOP/s | simd %d\n",
+              threads, fma_peak, vnni_peak, amx_peak, int(linear_simd()));
   const DType all[] = {DType::F32,  DType::BF16, DType::F16,  DType::F8_E4M3, DType::Q8_0,
                        DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (const std::string& want : dtypes) {
@@ -311,12 +313,14 @@ int main(int argc, char** argv) {
       const double flop = 2.0 * double(sh.rows) * double(sh.cols) * gemm_tokens;
       const double gflops = flop / tp / 1e9, per_core = flop / median(cpu_times) / 1e9;
       const bool int8 = (t == DType::Q8_0 || t == DType::Q4_0) && vnni_peak > 0;
-      const double peak = int8 ? vnni_peak : fma_peak;
+      const bool amx = amx_peak > 0 && ws[0].packed &&
+                       (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::BF16 || t == DType::F16);
+      const double peak = amx ? amx_peak : int8 ? vnni_peak : fma_peak;
       std::printf(
           "gemm %-8s m=%d n=%-6lld k=%-5lld | %8.3f ms | %6.1f GFLOP/s | %3.0f%% of %s peak | %5.1f GFLOP/s per "
           "core-second  (%s)\n",
           lower(dtype_name(t)).c_str(), gemm_tokens, (long long)sh.rows, (long long)sh.cols, tp * 1e3, gflops,
-          100 * gflops / peak, int8 ? "int8 VNNI" : "fp32 FMA", per_core, sh.name);
+          100 * gflops / peak, amx ? "AMX bf16" : int8 ? "int8 VNNI" : "fp32 FMA", per_core, sh.name);
       std::fflush(stdout);
     }
   }

@@ -18,6 +18,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/linear.h"
 #include "kernels/bandwidth.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -109,7 +110,7 @@ std::pair<double, double> run_once(Model& model, KvCache& kv, ThreadPool& pool, 
   // sequence starts from its prompt's first token and feeds back its greedy choice n_gen times.
   std::vector<int32_t> next(static_cast<size_t>(batch));
   for (int s = 0; s < batch; ++s) next[size_t(s)] = n_prompt > 0 ? prompts[size_t(s)][0] : 1;
-  if (before_decode) before_decode();
+  if (before_decode && n_gen > 0) before_decode();
   t0 = Clock::now();
   for (int64_t step = 0; step < n_gen; ++step) {
     for (int s = 0; s < batch; ++s)
@@ -167,6 +168,7 @@ int cmd_bench(int argc, char** argv) {
   const double int8_peak = measure_vnni_gops(pool);  // 0 without AVX-512 VNNI
   const std::string isa = cpu_features().avx512f ? "avx512 f32 fma" : cpu_features().avx2 ? "avx2 f32 fma" : "none";
   const double peak = measure_fma_gflops(pool);  // 0 without AVX2 / AVX-512
+  const double amx_peak = linear_simd() == Simd::Amx ? measure_amx_bf16_gflops(pool) : 0.0;  // 0: not in use
 
   run_once(*model, kv, pool, 0, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
   fill_context(*model, kv, pool, depth, positions, batch);  // the tests never write below `depth`
@@ -219,6 +221,8 @@ int cmd_bench(int argc, char** argv) {
     j["peak_isa"] = isa;
     j["peak_int8_gop_s"] = int8_peak;
     j["prefill_int8_share"] = int8_peak > 0 ? prefill_gflops / int8_peak : 0.0;
+    j["peak_amx_bf16_gflop_s"] = amx_peak;
+    j["prefill_amx_share"] = amx_peak > 0 ? prefill_gflops / amx_peak : 0.0;
     j["load_peak_rss_bytes"] = load_peak_rss;
     j["rss_after_runs_bytes"] = rss_after;
     j["kv_cache_bytes"] = kv.bytes();
@@ -232,8 +236,9 @@ int cmd_bench(int argc, char** argv) {
               info.architecture.c_str(), info.n_layers, info.n_params / 1e9, info.n_active_params / 1e9,
               human_bytes(double(info.weight_bytes)).c_str(), info.dtype_summary.c_str());
   std::printf("machine: %d threads | read bandwidth %.1f GB/s (%.1f - %.1f, probed before each decode run) | peak "
-              "%.0f GFLOP/s (%s) | int8 peak %.0f GOP/s\n",
-              pool.size(), bw, sb.min, sb.max, peak, isa.c_str(), int8_peak);
+              "%.0f GFLOP/s (%s) | int8 peak %.0f GOP/s%s\n",
+              pool.size(), bw, sb.min, sb.max, peak, isa.c_str(), int8_peak,
+              amx_peak > 0 ? (" | AMX bf16 peak " + std::to_string(int(amx_peak)) + " GFLOP/s").c_str() : "");
   std::printf("memory: peak RSS at load %s, RSS after the runs %s (weights %s + KV cache %s)\n",
               human_bytes(load_peak_rss).c_str(), human_bytes(rss_after).c_str(),
               human_bytes(double(info.weight_bytes)).c_str(), human_bytes(double(kv.bytes())).c_str());
@@ -242,9 +247,11 @@ int cmd_bench(int argc, char** argv) {
   char name[32];
   const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
   std::snprintf(name, sizeof name, "pp%lld%s", (long long)n_prompt, at.c_str());
-  std::printf("%-*s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of f32 peak, %.1f%% of int8 peak\n", w, name,
+  std::printf("%-*s | %12.2f | %9.2f - %9.2f | %.1f GFLOP/s = %.1f%% of f32 peak, %.1f%% of int8 peak", w, name,
               sp.median, sp.min, sp.max, prefill_gflops, peak > 0 ? 100 * prefill_gflops / peak : 0.0,
               int8_peak > 0 ? 100 * prefill_gflops / int8_peak : 0.0);
+  if (amx_peak > 0) std::printf(", %.1f%% of AMX bf16 peak", 100 * prefill_gflops / amx_peak);
+  std::printf("\n");
   if (n_gen > 0) {
     std::snprintf(name, sizeof name, "tg%lld%s", (long long)n_gen, at.c_str());
     std::printf("%-*s | %12.2f | %9.2f - %9.2f | %.1f GB/s of weights = %.1f%% of measured bandwidth (median of "

@@ -14,6 +14,7 @@
 
 #include "core/cpu.h"
 #include "core/tensor.h"
+#include "kernels/linear_kernels.h"
 
 namespace dm {
 
@@ -172,6 +173,11 @@ double measure_fma_gflops(ThreadPool& pool) {
 double measure_vnni_gops(ThreadPool& pool) {
   if (!cpu_features().avx512vnni) return 0;
   return rate(pool, 12 * 64 * 2, vnni_loop);
+}
+
+double measure_amx_bf16_gflops(ThreadPool& pool) {
+  if (!cpu_features().amx_bf16) return 0;
+  return rate(pool, 4.0 * 16 * 16 * 32 * 2, kern::amx_bf16_loop);
 }
 
 }  // namespace dm

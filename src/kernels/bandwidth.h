@@ -1,5 +1,5 @@
 // Measured hardware limits that kernel speeds are reported against: memory read bandwidth (decode is bound by
-// it) and the fp32 FMA / int8 VNNI rates (prefill is bound by them). Each takes well under a second.
+// it) and the fp32 FMA / int8 VNNI / AMX bf16 rates (prefill is bound by them). Each takes well under a second.
 #pragma once
 #include <cstddef>
 
@@ -17,5 +17,7 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = size_t(1) << 
 double measure_fma_gflops(ThreadPool& pool);
 // Peak int8 multiply-add rate with AVX-512 VNNI vpdpbusd (GOP/s, 2 ops per multiply-add); 0 without VNNI.
 double measure_vnni_gops(ThreadPool& pool);
+// Peak rate of AMX bf16 tile dot products (tdpbf16ps, GFLOP/s, 2 flops per multiply-add); 0 without AMX.
+double measure_amx_bf16_gflops(ThreadPool& pool);
 
 }  // namespace dm

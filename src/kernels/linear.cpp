@@ -171,10 +171,10 @@ void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
   const LinearJob& j = *p.job;
   const bool q4 = j.w.dtype == DType::Q4_0;
   if (p.amx) {
-    const int64_t ld = p.xb.ld;
-    uint16_t* out = reinterpret_cast<uint16_t*>(p.q);
-    for (int64_t t = t0; t < t1; ++t) kern::convert_acts_bf16_amx(j.x + t * j.w.cols, j.w.cols, p.splits, out + t * ld);
-    if (t1 == j.n_tokens) std::fill(out + t1 * ld, out + amx_rows(t1) * ld, uint16_t(0));
+    uint16_t* acts = reinterpret_cast<uint16_t*>(p.q);
+    for (int64_t t = t0; t < t1; ++t) kern::convert_acts_bf16_amx(j.x + t * j.w.cols, j.w.cols, p.splits, acts, p.xb.ld, t);
+    if (t1 == j.n_tokens)  // the last token tile's padding
+      for (int64_t t = t1; t < amx_rows(t1); ++t) kern::convert_acts_bf16_amx(nullptr, j.w.cols, p.splits, acts, p.xb.ld, t);
     return;
   }
   if (p.packed) {

@@ -136,13 +136,14 @@ void b_tile_float(const uint8_t* grp, int64_t n_chunks, int64_t k, uint8_t* out)
   }
 }
 
-// The B tiles of rows [r, r + 16 · n_groups) for all column tiles: panel[k][g] at (k · n_groups + g) · 1 KiB.
+// The B tiles of rows [r, r + 16 · n_groups) for all column tiles: panel[g][k] at (g · n_k + k) · 1 KiB, so each
+// group's tiles are one forward stream.
 void build_panel(const Weight& w, int64_t r, int n_groups, int64_t n_k, uint8_t* panel) {
   const size_t gb = packed_group_bytes(w);
   for (int g = 0; g < n_groups; ++g) {
     const uint8_t* grp = w.packed + size_t(r / 16 + g) * gb;
     for (int64_t k = 0; k < n_k; ++k) {
-      uint8_t* out = panel + (k * n_groups + g) * kTileBytes;
+      uint8_t* out = panel + (g * n_k + k) * kTileBytes;
       switch (w.dtype) {
         case DType::Q8_0: b_tile_quant<DType::Q8_0>(grp, w.cols / kQK, k, out); break;
         case DType::Q4_0: b_tile_quant<DType::Q4_0>(grp, w.cols / kQK, k, out); break;
@@ -178,21 +179,22 @@ inline void store_c(float* y, int64_t ldy, int64_t n_t, int64_t n_r, float* tmp)
 
 // Tokens [t, t + 16·MT) against the panel's row groups [g, g + NT) over all n_k column tiles; each column tile
 // of the activations is S tiles (its bf16 parts, see BActs) against the same B tile.
+// a: the first A tile of the token tile, the next token tile 16 · lda values on; b: group g's first B tile, group
+// g + 1's n_k tiles on.
 template <int MT, int NT, int S>
-void micro(const uint16_t* a, int64_t lda, const uint8_t* panel, int n_groups, int g, int64_t n_k) {
+void micro(const uint16_t* a, int64_t lda, const uint8_t* b, int64_t n_k) {
   _tile_zero(0);
   if constexpr (NT == 2) _tile_zero(1);
   if constexpr (MT == 2) _tile_zero(2);
   if constexpr (MT == 2 && NT == 2) _tile_zero(3);
-  const uint8_t* b = panel + g * kTileBytes;
-  const int64_t step = n_groups * kTileBytes;
-  for (int64_t k = 0; k < n_k; ++k, b += step) {
+  const int64_t next_group = n_k * kTileBytes;
+  for (int64_t k = 0; k < n_k; ++k, b += kTileBytes) {
     _tile_loadd(6, b, 64);
-    if constexpr (NT == 2) _tile_loadd(7, b + kTileBytes, 64);
+    if constexpr (NT == 2) _tile_loadd(7, b + next_group, 64);
     for (int s = 0; s < S; ++s) {
-      const uint16_t* as = a + (k * S + s) * 32;
-      _tile_loadd(4, as, lda * 2);
-      if constexpr (MT == 2) _tile_loadd(5, as + 16 * lda, lda * 2);
+      const uint16_t* as = a + (k * S + s) * 512;
+      _tile_loadd(4, as, 64);
+      if constexpr (MT == 2) _tile_loadd(5, as + 16 * lda, 64);
       _tile_dpbf16ps(0, 4, 6);
       if constexpr (NT == 2) _tile_dpbf16ps(1, 4, 7);
       if constexpr (MT == 2) _tile_dpbf16ps(2, 5, 6);
@@ -202,9 +204,9 @@ void micro(const uint16_t* a, int64_t lda, const uint8_t* panel, int n_groups, i
 }
 
 template <int MT, int NT, int S>
-void micro_store(const uint16_t* a, int64_t lda, const uint8_t* panel, int n_groups, int g, int64_t n_k, float* y,
-                 int64_t ldy, int64_t n_t, int64_t n_r, float* tmp) {
-  micro<MT, NT, S>(a, lda, panel, n_groups, g, n_k);
+void micro_store(const uint16_t* a, int64_t lda, const uint8_t* b, int64_t n_k, float* y, int64_t ldy, int64_t n_t,
+                 int64_t n_r, float* tmp) {
+  micro<MT, NT, S>(a, lda, b, n_k);
   store_c<0>(y, ldy, n_t, n_r, tmp);
   if constexpr (NT == 2) store_c<1>(y + 16, ldy, n_t, n_r - 16, tmp);
   if constexpr (MT == 2) store_c<2>(y + 16 * ldy, ldy, n_t - 16, n_r, tmp);
@@ -213,20 +215,44 @@ void micro_store(const uint16_t* a, int64_t lda, const uint8_t* panel, int n_gro
 
 }  // namespace
 
+int amx_bf16_loop(int64_t iters) {
+  configure_tiles();
+  alignas(64) uint16_t ab[512];
+  alignas(64) float c[256];
+  for (int i = 0; i < 512; ++i) ab[i] = 0x3c00;  // bf16 1/128: sums stay exact and finite
+  _tile_loadd(4, ab, 64);
+  _tile_loadd(6, ab, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t i = 0; i < iters; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 6);
+    _tile_dpbf16ps(2, 4, 6);
+    _tile_dpbf16ps(3, 4, 6);
+  }
+  _tile_stored(0, c, 64);
+  _tile_release();
+  return int(c[0]) & 0x7fff;
+}
+
 int64_t amx_panel_rows(int64_t cols) {
   const int64_t kp = (cols + 31) / 32 * 32;
   return std::clamp<int64_t>((1 << 20) / (kp * 2) / 32 * 32, 32, 128);
 }
 
-void convert_acts_bf16_amx(const float* x, int64_t cols, int splits, uint16_t* out) {
-  for (int64_t c = 0; c < cols; c += 32) {
+void convert_acts_bf16_amx(const float* x, int64_t cols, int splits, uint16_t* acts, int64_t ld, int64_t t) {
+  uint16_t* out = acts + t / 16 * 16 * ld + t % 16 * 32;  // row t % 16 of the first tile of its token tile
+  const int64_t n_k = ld / (32 * splits);
+  for (int64_t k = 0; k < n_k; ++k) {
     for (int h = 0; h < 2; ++h) {
-      const int64_t n = std::clamp<int64_t>(cols - c - 16 * h, 0, 16);
+      const int64_t c = 32 * k + 16 * h, n = x ? std::clamp<int64_t>(cols - c, 0, 16) : 0;
       const __mmask16 m = __mmask16((1u << n) - 1);
-      __m512 rest = _mm512_maskz_loadu_ps(m, x + c + 16 * h);
+      __m512 rest = n ? _mm512_maskz_loadu_ps(m, x + c) : _mm512_setzero_ps();
       for (int s = 0; s < splits; ++s) {  // part s: bf16 of what the parts before it left (exact in f32)
         const __m256i part = __m256i(_mm512_cvtneps_pbh(rest));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (c / 32 * splits + s) * 32 + 16 * h), part);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (k * splits + s) * 512 + 16 * h), part);
         rest = _mm512_sub_ps(rest, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(part), 16)));
       }
     }
@@ -253,16 +279,17 @@ void rows_amx_s(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, in
         const int64_t rg = r + 16 * g, n_r = rp - rg;
         for (int64_t t = t0; t < t1; t += 32) {
           const int64_t n_t = t1 - t;
-          const uint16_t* a = xa.x + t * xa.ld;
+          const uint16_t* a = xa.x + t * xa.ld;  // t is a multiple of 16: its token tile
+          const uint8_t* b = panel + g * n_k * kTileBytes;
           float* yt = y + t * w.rows + rg;
           if (n_t > 16 && n_r > 16) {
-            micro_store<2, 2, S>(a, xa.ld, panel, n_groups, g, n_k, yt, w.rows, n_t, n_r, tmp);
+            micro_store<2, 2, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
           } else if (n_t > 16) {
-            micro_store<2, 1, S>(a, xa.ld, panel, n_groups, g, n_k, yt, w.rows, n_t, n_r, tmp);
+            micro_store<2, 1, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
           } else if (n_r > 16) {
-            micro_store<1, 2, S>(a, xa.ld, panel, n_groups, g, n_k, yt, w.rows, n_t, n_r, tmp);
+            micro_store<1, 2, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
           } else {
-            micro_store<1, 1, S>(a, xa.ld, panel, n_groups, g, n_k, yt, w.rows, n_t, n_r, tmp);
+            micro_store<1, 1, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
           }
         }
       }

@@ -53,10 +53,12 @@ struct PActs {
 void rows_packed_avx512(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1);
 void quantize_acts_plain_avx512(const float* x, int64_t cols, DType wtype, uint8_t* q, float* s, int32_t* c);
 
-// Activations for the AMX kernel, rows padded with zeros to a multiple of 16 tokens. Each column tile of 32
-// values is stored as `splits` tiles of bf16 parts: part 0 = bf16(x) (nearest even), part s = bf16 of what parts
-// 0..s-1 leave of x, so 1 part is x to 8 significant bits, 3 parts x exactly (bar values below bf16's normal
-// range, which the tiles treat as zero). Row stride ld = splits · 32 · ceil(cols / 32) values.
+// Activations for the AMX kernel, tokens padded with zeros to a multiple of 16. Each column tile of 32 values is
+// stored as `splits` bf16 parts: part 0 = bf16(x) (nearest even), part s = bf16 of what parts 0..s-1 leave of x,
+// so 1 part is x to 8 significant bits, 3 parts x exactly (bar values below bf16's normal range, which the tiles
+// treat as zero). ld = splits · 32 · ceil(cols / 32) values per token; laid out as A tiles, each 16 tokens x 32
+// values contiguous (1 KiB): token tile T's tile j (column tile j / splits, part j % splits) at (16 · T · ld +
+// 512 · j) values, token t at row t % 16.
 struct BActs {
   const uint16_t* x = nullptr;
   int64_t ld = 0;
@@ -71,7 +73,10 @@ int64_t amx_panel_rows(int64_t cols);
 inline size_t amx_scratch_bytes(int64_t cols) {
   return size_t(amx_panel_rows(cols) / 16 * ((cols + 31) / 32) * 1024 + 1024);
 }
-// One token's row of BActs (ld values; columns past cols are zero).
-void convert_acts_bf16_amx(const float* x, int64_t cols, int splits, uint16_t* out);
+// iters rounds of 4 independent tdpbf16ps on register tiles (the peak-rate probe); returns a value that depends
+// on the result.
+int amx_bf16_loop(int64_t iters);
+// Token t of BActs storage acts from x (cols values; columns past cols are zero; x null: all zero).
+void convert_acts_bf16_amx(const float* x, int64_t cols, int splits, uint16_t* acts, int64_t ld, int64_t t);
 
 }  // namespace dm::kern

@@ -2,6 +2,7 @@
 // Routing follows transformers Qwen3MoeSparseMoeBlock: p = softmax(x·W_gateᵀ) in fp32, top num_experts_per_tok,
 // p_k / Σ p_k if norm_topk_prob. Tokens are grouped per expert so each expert runs one linear() per matrix.
 #include <algorithm>
+#include <memory>
 #include <numeric>
 
 #include "kernels/ops.h"
@@ -18,16 +19,16 @@ void Linear::apply(const float* x, int64_t n, float* y, ThreadPool* pool) const 
 
 void SwiGlu::apply(const float* x, int64_t n, float* out, ThreadPool* pool) const {
   const int64_t inter = gate_proj.w.rows;
-  std::vector<float> g(size_t(n * inter)), u(size_t(n * inter));  // [n, inter]
+  const std::unique_ptr<float[]> g(new float[size_t(n * inter)]), u(new float[size_t(n * inter)]);  // [n, inter]
   if (gate_proj.bias.empty() && up_proj.bias.empty()) {  // both in one parallel region
-    const LinearJob jobs[2] = {{gate_proj.w, x, n, g.data()}, {up_proj.w, x, n, u.data()}};
+    const LinearJob jobs[2] = {{gate_proj.w, x, n, g.get()}, {up_proj.w, x, n, u.get()}};
     linear_multi(jobs, 2, pool);
   } else {
-    gate_proj.apply(x, n, g.data(), pool);
-    up_proj.apply(x, n, u.data(), pool);
+    gate_proj.apply(x, n, g.get(), pool);
+    up_proj.apply(x, n, u.get(), pool);
   }
-  silu_mul(g.data(), u.data(), n * inter, g.data());
-  down_proj.apply(g.data(), n, out, pool);
+  silu_mul(g.get(), u.get(), n * inter, g.get());
+  down_proj.apply(g.get(), n, out, pool);
 }
 
 void MoeFfn::apply(const float* x, int64_t n, float* out, ThreadPool* pool,
