@@ -331,8 +331,23 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
     m->layers.push_back(std::move(L));
   }
   if (opts.pack) {
-    // kv_b_proj stays as stored (F32 when rebuilt from GGUF halves; the naive attention reads it in prefill).
+    // kv_b_proj rebuilt in F32 from quantized GGUF halves (attn_k_b / attn_v_b) is what the naive prefill attention
+    // multiplies every context row by: rounded to BF16 (8 significant bits, below the halves' own quantization
+    // error) it is packed with the rest and runs on 16-bit weights (AMX tiles where there are). kv_b_proj from
+    // float halves, or as stored in a checkpoint, stays exact.
     std::vector<Weight*> ws{&m->lm_head};
+    for (int i = 0; i < c.num_hidden_layers; ++i) {
+      Weight& kv = m->layers[size_t(i)].attn.kv_b_proj;
+      const StoredTensor* kb = w.find(layer_name(i, "self_attn.k_b_proj.weight"));
+      const StoredTensor* vb = w.find(layer_name(i, "self_attn.v_b_proj.weight"));
+      if (kv.dtype != DType::F32 || !kb || !vb || (dtype_block(kb->view.dtype) == 1 && dtype_block(vb->view.dtype) == 1))
+        continue;
+      Buffer& b = m->owned.emplace_back(size_t(kv.rows * kv.cols) * 2);
+      const float* src = static_cast<const float*>(kv.data);
+      for (int64_t j = 0; j < kv.rows * kv.cols; ++j) b.as<uint16_t>()[j] = f32_to_bf16(src[j]);
+      kv = Weight{DType::BF16, kv.rows, kv.cols, b.data(), nullptr};
+      ws.push_back(&kv);
+    }
     auto mlp = [&](MlpWeights& x) { ws.insert(ws.end(), {&x.gate_proj, &x.up_proj, &x.down_proj}); };
     for (DeepseekLayer& L : m->layers) {
       ws.insert(ws.end(), {&L.attn.q_proj, &L.attn.q_a_proj, &L.attn.q_b_proj, &L.attn.kv_a_proj_with_mqa,
