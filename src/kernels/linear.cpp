@@ -84,6 +84,7 @@ struct Plan {
   bool packed = false;  // int8 path over w.packed (kern::PActs activations)
   bool amx = false;     // AMX tiles over w.packed (kern::BActs activations)
   int splits = 1;       // AMX: bf16 parts per activation
+  bool converts_acts() const { return int8 || amx; }  // activations converted once per call (alloc_acts)
   uint8_t* q = nullptr;  // QActs / PActs storage (int8 path), in the call's workspace
   float* s = nullptr;
   int32_t* c = nullptr;
@@ -288,12 +289,12 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   // quantization of it.
   size_t act_total = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
-    if (!plans[i].int8 && !plans[i].amx) continue;
+    if (!plans[i].converts_acts()) continue;
     for (size_t k = 0; k < i; ++k) {
       const Plan& o = plans[k];
-      if ((o.int8 || o.amx) && o.owns_acts && o.packed == plans[i].packed && o.amx == plans[i].amx && o.splits == plans[i].splits &&
-          (o.amx || o.job->w.dtype == jobs[i].w.dtype) && o.job->x == jobs[i].x && o.job->n_tokens == jobs[i].n_tokens &&
-          o.job->w.cols == jobs[i].w.cols) {
+      if (o.converts_acts() && o.owns_acts && o.packed == plans[i].packed && o.amx == plans[i].amx &&
+          o.splits == plans[i].splits && (o.amx || o.job->w.dtype == jobs[i].w.dtype) && o.job->x == jobs[i].x &&
+          o.job->n_tokens == jobs[i].n_tokens && o.job->w.cols == jobs[i].w.cols) {
         plans[i].owns_acts = false;
         plans[i].shares = k;
         break;
@@ -305,7 +306,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   uint8_t* at = ws.reserve(act_total + scratch_bytes * size_t(nt));
   uint8_t* scratch = at + act_total;
   for (size_t i = 0; i < n_jobs; ++i) {
-    if (!plans[i].int8 && !plans[i].amx) continue;
+    if (!plans[i].converts_acts()) continue;
     if (plans[i].owns_acts) {
       alloc_acts(plans[i], at);
     } else {
@@ -320,7 +321,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   std::vector<TokenChunk>& chunks = ws.chunks;
   chunks.clear();
   for (Plan& p : plans) {
-    if ((!p.int8 && !p.amx) || !p.owns_acts) continue;
+    if (!p.converts_acts() || !p.owns_acts) continue;
     for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
   }
   if (nt > 1 && chunks.size() > 1) {
