@@ -172,23 +172,26 @@ int cmd_bench(int argc, char** argv) {
 
   run_once(*model, kv, pool, 0, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
   fill_context(*model, kv, pool, depth, positions, batch);  // the tests never write below `depth`
-  // The host's memory bandwidth drifts (on shared machines by 2x within minutes): it is probed right before
-  // every decode run, and each run's speed is taken as a share of its own probe.
-  std::vector<double> pp, tg, bws, shares;
+  // The host's memory bandwidth drifts (on shared machines by 2x within minutes): it is probed right before and
+  // right after every decode run, and each run's speed is taken as a share of the mean of its two probes.
+  std::vector<double> pp, tg, bws, probes, shares;
   const double bytes_per_token = double(info.weight_bytes_per_token);
   for (int r = 0; r < reps; ++r) {
-    double bw_r = 0;
+    double before = 0;
     auto [p, d] = run_once(*model, kv, pool, depth, n_prompt, n_gen, batch, uint64_t(r) + 1,
-                           [&] { bw_r = measure_read_bandwidth_gbs(pool, bw_bytes); });
+                           [&] { before = measure_read_bandwidth_gbs(pool, bw_bytes); });
     pp.push_back(double(n_prompt) * batch / p);
+    const double after = n_gen > 0 ? measure_read_bandwidth_gbs(pool, bw_bytes) : 0.0;
+    const double bw_r = (before + after) / 2;
     bws.push_back(bw_r);
+    probes.insert(probes.end(), {before, after});
     if (n_gen > 0) {
       tg.push_back(double(n_gen) * batch / d);
       shares.push_back(bw_r > 0 ? tg.back() / batch * bytes_per_token / 1e9 / bw_r : 0.0);
     }
   }
-  const Stats sp = stats_of(pp), sd = stats_of(tg), sb = stats_of(bws), ss = stats_of(shares);
-  const double bw = sb.median;
+  const Stats sp = stats_of(pp), sd = stats_of(tg), sb = stats_of(probes), ss = stats_of(shares);
+  const double bw = stats_of(bws).median;
   const double rss_after = proc_status_bytes("VmRSS");
   // Matrix products per prompt token: every active weight but the embedding table (a row lookup); the lm_head
   // runs for the last token only. Attention's own products are left out (under 2% at 512 tokens).
@@ -204,6 +207,7 @@ int cmd_bench(int argc, char** argv) {
     j["model"] = model_dir;
     j["model_type"] = info.model_type;
     j["threads"] = pool.size();
+    j["pinned"] = pool.pinned();
     j["batch"] = batch;
     j["n_prompt"] = n_prompt;
     j["n_gen"] = n_gen;
@@ -235,9 +239,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model: %s (%s), %d layers, %.2f B params (%.2f B active), %s, %s\n", info.model_type.c_str(),
               info.architecture.c_str(), info.n_layers, info.n_params / 1e9, info.n_active_params / 1e9,
               human_bytes(double(info.weight_bytes)).c_str(), info.dtype_summary.c_str());
-  std::printf("machine: %d threads | read bandwidth %.1f GB/s (%.1f - %.1f, probed before each decode run) | peak "
+  std::printf("machine: %d threads%s | read bandwidth %.1f GB/s (%.1f - %.1f, probed before and after each decode "
+              "run) | peak "
               "%.0f GFLOP/s (%s) | int8 peak %.0f GOP/s%s\n",
-              pool.size(), bw, sb.min, sb.max, peak, isa.c_str(), int8_peak,
+              pool.size(), pool.pinned() ? " (workers pinned)" : "", bw, sb.min, sb.max, peak, isa.c_str(), int8_peak,
               amx_peak > 0 ? (" | AMX bf16 peak " + std::to_string(int(amx_peak)) + " GFLOP/s").c_str() : "");
   std::printf("memory: peak RSS at load %s, RSS after the runs %s (weights %s + KV cache %s)\n",
               human_bytes(load_peak_rss).c_str(), human_bytes(rss_after).c_str(),

@@ -4,8 +4,17 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cerrno>
+#include <cstring>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace dm {
 
@@ -20,10 +29,59 @@ constexpr uint64_t kClosed = uint64_t(1) << 31;
 constexpr uint64_t kActive = kClosed - 1;
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
+namespace {
+// The CPUs this process may run on, in increasing order (empty where that cannot be read).
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+#endif
+  return cpus;
+}
+
+bool pin_wanted(ThreadPool::Pin pin) {
+  if (pin != ThreadPool::Pin::Auto) return pin == ThreadPool::Pin::On;
+  const char* s = std::getenv("DEEPMOE_PIN");
+  return !(s && std::strcmp(s, "0") == 0);
+}
+
+// 0, or the error number of the refusal.
+int set_affinity(std::thread& t, const std::vector<int>& cpus) {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  return pthread_setaffinity_np(t.native_handle(), sizeof(set), &set);
+#else
+  (void)t, (void)cpus;
+  return ENOSYS;
+#endif
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, Pin pin) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (n_threads <= 0)
+    n_threads = cpus.empty() ? int(std::max(1u, std::thread::hardware_concurrency())) : int(cpus.size());
   n_threads_ = n_threads;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  if (n_threads_ == 1 || !pin_wanted(pin)) return;
+  if (int(cpus.size()) < n_threads_) {
+    log_debug("thread pool: ", n_threads_, " threads on ", cpus.size(), " allowed CPUs: not pinned");
+    return;
+  }
+  cpus_.assign(cpus.begin(), cpus.begin() + n_threads_);
+  for (int i = 1; i < n_threads_; ++i)
+    if (const int err = set_affinity(workers_[size_t(i - 1)], {cpus_[size_t(i)]}); err != 0) {
+      log_debug("thread pool: pinning refused (", std::strerror(err), "): workers float");
+      for (int k = 1; k < i; ++k) set_affinity(workers_[size_t(k - 1)], cpus);
+      cpus_.clear();
+      return;
+    }
 }
 
 ThreadPool::~ThreadPool() {

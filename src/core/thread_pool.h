@@ -3,6 +3,10 @@
 // briefly before sleeping so back-to-back kernels don't pay a wake-up each.
 // run_elastic(fn) is the variant for work shared through a counter: workers that are not running when the job is
 // posted (descheduled on a busy machine) skip it instead of being waited for.
+// Pinning: worker i runs on the i-th CPU of the process's affinity mask (sched_getaffinity) when the mask holds
+// at least n_threads CPUs, so a worker keeps its core and its caches; the calling thread is left as it is (it
+// may be an engine or server thread whose mask other threads inherit) and lands on the CPU the workers leave
+// free. DEEPMOE_PIN=0 turns pinning off; where the mask is too small or the call is refused, workers float.
 // Thread safety: run()/run_elastic() must not be called concurrently or re-entrantly from the same pool.
 #pragma once
 #include <atomic>
@@ -17,12 +21,17 @@ namespace dm {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);  // n_threads <= 0: the number of hardware threads
+  enum class Pin { Auto, On, Off };  // Auto: on unless DEEPMOE_PIN=0
+  // n_threads <= 0: the number of CPUs this process may run on.
+  explicit ThreadPool(int n_threads, Pin pin = Pin::Auto);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
+  // The CPU worker i is pinned to, -1 for one that floats (and for the caller, i = 0).
+  int pinned_cpu(int i) const { return i > 0 && size_t(i) < cpus_.size() ? cpus_[size_t(i)] : -1; }
+  bool pinned() const { return !cpus_.empty(); }
   void run(const std::function<void(int thread, int n_threads)>& fn);
   // Calls fn(thread) on the caller (thread 0) and on every worker that picks the job up before the caller's own
   // fn returns; returns when all of those are done. fn must take its work from a shared counter and be correct
@@ -36,6 +45,7 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  std::vector<int> cpus_;  // pinned: cpus_[i] for worker i (cpus_[0], the caller's, is not applied); else empty
   const std::function<void(int, int)>* job_ = nullptr;
   const std::function<void(int)>* elastic_job_ = nullptr;
   // Bit 0: the posted job is elastic; bits 1-63: job counter.

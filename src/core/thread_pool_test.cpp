@@ -49,3 +49,50 @@ TEST(ThreadPool, ElasticSharesWorkAndInterleavesWithRun) {
     }
   }
 }
+
+#if defined(__linux__)
+#include <sched.h>
+
+namespace {
+std::vector<int> cpus_of_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+}  // namespace
+
+// Workers run on one CPU each, the allowed ones in order from the second; the caller keeps its own mask; a pool
+// with more threads than allowed CPUs, or with pinning off, leaves every thread's mask as it was.
+TEST(ThreadPool, PinsWorkersWhereTheMaskAllows) {
+  const std::vector<int> allowed = cpus_of_this_thread();
+  ASSERT_FALSE(allowed.empty());
+  auto masks = [](ThreadPool& pool) {
+    std::vector<std::vector<int>> m(size_t(pool.size()));
+    pool.run([&](int t, int) { m[size_t(t)] = cpus_of_this_thread(); });
+    return m;
+  };
+  const int n = int(allowed.size());
+  if (n >= 2) {
+    ThreadPool pool(n, ThreadPool::Pin::On);
+    ASSERT_TRUE(pool.pinned());
+    const auto m = masks(pool);
+    EXPECT_EQ(m[0], allowed);  // the caller is not pinned
+    EXPECT_EQ(pool.pinned_cpu(0), -1);
+    for (int i = 1; i < n; ++i) {
+      EXPECT_EQ(pool.pinned_cpu(i), allowed[size_t(i)]);
+      EXPECT_EQ(m[size_t(i)], std::vector<int>{allowed[size_t(i)]}) << "worker " << i;
+    }
+  }
+  for (auto [threads, pin] : {std::pair{n + 1, ThreadPool::Pin::On}, std::pair{2, ThreadPool::Pin::Off}}) {
+    ThreadPool pool(threads, pin);
+    EXPECT_FALSE(pool.pinned());
+    for (const auto& mask : masks(pool)) EXPECT_EQ(mask, allowed);
+    EXPECT_EQ(pool.pinned_cpu(1), -1);
+  }
+  EXPECT_EQ(cpus_of_this_thread(), allowed);
+}
+#endif

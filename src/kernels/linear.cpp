@@ -45,22 +45,29 @@ void rows_scalar(const Weight& w, const float* x, int64_t n_tokens, float* y, in
 // it reads its rows as one forward stream (the prefetch running past an item's end lands in its next item),
 // then takes from the back of the others' ranges: a thread that is descheduled, or never joins the job, has its
 // items taken by the rest. Each range is one atomic word (front << 32 | back), so an item goes to one thread.
+// One range's word, on a cache line of its own: a thread's takes from its own range do not contend with the
+// other threads' takes from theirs.
+struct alignas(64) RangeWord {
+  std::atomic<uint64_t> v;
+};
+
 class ItemRanges {
  public:
   // r: storage for n_ranges words.
-  ItemRanges(size_t n, int n_ranges, std::atomic<uint64_t>* r) : n_(n_ranges), r_(r) {
+  ItemRanges(size_t n, int n_ranges, RangeWord* r) : n_(n_ranges), r_(r) {
     for (int k = 0; k < n_; ++k)
-      r_[k].store(uint64_t(n * size_t(k) / size_t(n_)) << 32 | (n * size_t(k + 1) / size_t(n_)), std::memory_order_relaxed);
+      r_[k].v.store(uint64_t(n * size_t(k) / size_t(n_)) << 32 | (n * size_t(k + 1) / size_t(n_)),
+                    std::memory_order_relaxed);
   }
   bool take(int t, size_t& item) {
-    std::atomic<uint64_t>& own = r_[t];
+    std::atomic<uint64_t>& own = r_[t].v;
     for (uint64_t s = own.load(std::memory_order_relaxed); (s >> 32) < (s & kLow);)
       if (own.compare_exchange_weak(s, s + (uint64_t(1) << 32), std::memory_order_relaxed)) {
         item = size_t(s >> 32);
         return true;
       }
     for (int k = 1; k < n_; ++k) {
-      std::atomic<uint64_t>& other = r_[(t + k) % n_];
+      std::atomic<uint64_t>& other = r_[(t + k) % n_].v;
       for (uint64_t s = other.load(std::memory_order_relaxed); (s >> 32) < (s & kLow);)
         if (other.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) {
           item = size_t(s & kLow) - 1;
@@ -73,7 +80,7 @@ class ItemRanges {
  private:
   static constexpr uint64_t kLow = 0xffffffffu;
   int n_;
-  std::atomic<uint64_t>* r_;
+  RangeWord* r_;
 };
 
 // One job made ready to run: its path, its quantized activations (int8 path) and its scratch needs.
@@ -251,7 +258,7 @@ struct Workspace {
   std::vector<Plan> plans;
   std::vector<TokenChunk> chunks;
   std::vector<Item> items;
-  std::vector<std::atomic<uint64_t>> ranges;
+  std::vector<RangeWord> ranges;
   Buffer bytes;
 
   uint8_t* reserve(size_t n) {
@@ -359,7 +366,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   for (const Plan& p : plans)
     for (int64_t r = 0, chunk = p.job ? chunk_of(p.job->w) : 0; p.job && r < p.job->w.rows; r += chunk)
       items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
-  if (ws.ranges.size() < size_t(nt)) ws.ranges = std::vector<std::atomic<uint64_t>>(size_t(nt));
+  if (ws.ranges.size() < size_t(nt)) ws.ranges = std::vector<RangeWord>(size_t(nt));
   ItemRanges ranges(items.size(), nt, ws.ranges.data());
   pool->run_elastic([&](int t) {
     void* sc = scratch + size_t(t) * scratch_bytes;
