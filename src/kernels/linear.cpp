@@ -53,11 +53,9 @@ struct alignas(64) RangeWord {
 
 class ItemRanges {
  public:
-  // r: storage for n_ranges words.
-  ItemRanges(size_t n, int n_ranges, RangeWord* r) : n_(n_ranges), r_(r) {
-    for (int k = 0; k < n_; ++k)
-      r_[k].v.store(uint64_t(n * size_t(k) / size_t(n_)) << 32 | (n * size_t(k + 1) / size_t(n_)),
-                    std::memory_order_relaxed);
+  // Range k is items [bounds[k], bounds[k + 1]). r: storage for n_ranges words.
+  ItemRanges(const size_t* bounds, int n_ranges, RangeWord* r) : n_(n_ranges), r_(r) {
+    for (int k = 0; k < n_; ++k) r_[k].v.store(uint64_t(bounds[k]) << 32 | bounds[k + 1], std::memory_order_relaxed);
   }
   bool take(int t, size_t& item) {
     std::atomic<uint64_t>& own = r_[t].v;
@@ -258,6 +256,7 @@ struct Workspace {
   std::vector<Plan> plans;
   std::vector<TokenChunk> chunks;
   std::vector<Item> items;
+  std::vector<size_t> bounds;  // of the threads' ranges of items
   std::vector<RangeWord> ranges;
   Buffer bytes;
 
@@ -347,27 +346,49 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
     ws.trim();
     return;
   }
-  // Chunks are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
-  // Decode (a few tokens): about a quarter of each thread's share of the call's weights, from 64 to 512 KiB:
-  // each chunk is one forward stream that the prefetchers must pick up again, and with 128 KiB chunks that cost
-  // ~10% when the memory could give more (R1-Distill-Qwen-1.5B Q4_0 tg128 65.6 -> 73.0-73.6 tok/s on 2 threads
-  // with 512 KiB, in a phase where the probe read 82 GB/s); the last chunk taken leaves the other threads
-  // waiting ~15 µs at most. Prefill: about 8 per thread, so that each streams the activations over many rows.
+  // Items are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
+  // Prefill: about 8 per thread, so that each streams the activations over many rows, ranges of equal counts.
+  // Decode (a few tokens): each thread's range is its share of the call's bytes, read front to back as one
+  // stream (the prefetch running past an item's end lands in its next item), cut into items of up to a quarter
+  // of the share (64 to 512 KiB) that shrink towards the range's end, to a quarter of what is left but not
+  // under 32 KiB: the items other threads take from the back are small, so the last one taken leaves the others
+  // waiting a few µs, not half of a 512 KiB item (on the Zen 5 host the caller waited ~5 µs per call, 4% of
+  // Qwen-1.5B Q4_0 decode, with items of equal size).
   int64_t max_tokens = 0;
   for (size_t i = 0; i < n_jobs; ++i) max_tokens = std::max(max_tokens, jobs[i].n_tokens);
-  const int64_t prefill_chunk = std::max<int64_t>(1, total_rows / 16 / (int64_t(nt) * 8)) * 16;
-  const size_t decode_chunk = std::clamp<size_t>(total_bytes / (4 * size_t(nt)), 64 << 10, 512 << 10);
-  auto chunk_of = [&](const Weight& w) {
-    if (max_tokens > kern::kRowTile) return prefill_chunk;
-    return std::max<int64_t>(1, int64_t(decode_chunk / std::max<size_t>(1, w.row_bytes())) / 16) * 16;
-  };
   std::vector<Item>& items = ws.items;
+  std::vector<size_t>& bounds = ws.bounds;
   items.clear();
-  for (const Plan& p : plans)
-    for (int64_t r = 0, chunk = p.job ? chunk_of(p.job->w) : 0; p.job && r < p.job->w.rows; r += chunk)
-      items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
+  bounds.assign(size_t(nt) + 1, 0);
+  if (max_tokens > kern::kRowTile) {
+    const int64_t chunk = std::max<int64_t>(1, total_rows / 16 / (int64_t(nt) * 8)) * 16;
+    for (const Plan& p : plans)
+      for (int64_t r = 0; p.job && r < p.job->w.rows; r += chunk)
+        items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
+    for (int k = 0; k <= nt; ++k) bounds[size_t(k)] = items.size() * size_t(k) / size_t(nt);
+  } else {
+    const size_t share = (total_bytes + size_t(nt) - 1) / size_t(nt);
+    const size_t max_item = std::clamp<size_t>(share / 4, 64 << 10, 512 << 10), min_item = 32 << 10;
+    size_t done = 0;  // bytes in the items so far
+    int k = 0;        // the range being filled
+    for (const Plan& p : plans) {
+      if (!p.job) continue;
+      const Weight& w = p.job->w;
+      const size_t group = std::max<size_t>(1, 16 * w.row_bytes());
+      for (int64_t r = 0; r < w.rows;) {
+        const size_t end = k + 1 < nt ? share * size_t(k + 1) : total_bytes, left = end - std::min(done, end);
+        const size_t want = std::clamp(left / 4, min_item, max_item);
+        const int64_t r1 = std::min(w.rows, r + 16 * int64_t(std::max<size_t>(1, want / group)));
+        items.push_back({&p, r, r1});
+        done += size_t(r1 - r) * w.row_bytes();
+        r = r1;
+        while (k + 1 < nt && done >= share * size_t(k + 1)) bounds[size_t(++k)] = items.size();
+      }
+    }
+    while (k < nt) bounds[size_t(++k)] = items.size();
+  }
   if (ws.ranges.size() < size_t(nt)) ws.ranges = std::vector<RangeWord>(size_t(nt));
-  ItemRanges ranges(items.size(), nt, ws.ranges.data());
+  ItemRanges ranges(bounds.data(), nt, ws.ranges.data());
   pool->run_elastic([&](int t) {
     void* sc = scratch + size_t(t) * scratch_bytes;
     for (size_t i; ranges.take(t, i);) run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);

@@ -366,6 +366,35 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
   }
 }
 
+// Decode-sized calls (1-2 tokens over MiBs of packed weights, several jobs, rows not a multiple of 16): the
+// threads' ranges are cut into items that shrink towards their ends and are taken from both ends; every row is
+// computed once, by whichever thread, with the same bits as one thread alone, for 2 and 3 threads.
+TEST(Linear, DecodeItemsCoverEveryRowOnce) {
+  TestWeight a = make_weight(DType::Q4_0, 4099, 512, 1), b = make_weight(DType::Q8_0, 1000, 1024, 2),
+             c = make_weight(DType::Q4_0, 17, 256, 3);
+  if (!packable(a.w)) GTEST_SKIP() << "no AVX-512 VNNI";
+  const PackedCopy pa = packed_copy(a.w), pb = packed_copy(b.w), pc = packed_copy(c.w);
+  ThreadPool pool2(2), pool3(3);
+  for (int64_t n : {1, 2}) {
+    auto xa = rand_x(n * 512, 4), xb = rand_x(n * 1024, 5), xc = rand_x(n * 256, 6);
+    std::vector<float> want[3] = {std::vector<float>(size_t(n * 4099)), std::vector<float>(size_t(n * 1000)),
+                                  std::vector<float>(size_t(n * 17))};
+    linear(pa.w, xa.data(), n, want[0].data(), nullptr, kAvx512);
+    linear(pb.w, xb.data(), n, want[1].data(), nullptr, kAvx512);
+    linear(pc.w, xc.data(), n, want[2].data(), nullptr, kAvx512);
+    for (ThreadPool* tp : {&pool2, &pool3}) {
+      std::vector<float> y[3];
+      for (int i = 0; i < 3; ++i) y[i].assign(want[i].size(), NAN);
+      const LinearJob jobs[] = {{pa.w, xa.data(), n, y[0].data()}, {pb.w, xb.data(), n, y[1].data()},
+                                {pc.w, xc.data(), n, y[2].data()}};
+      linear_multi(jobs, 3, tp, kAvx512);
+      for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(0, std::memcmp(y[i].data(), want[i].data(), y[i].size() * 4))
+            << "job " << i << ", " << n << " token(s), " << tp->size() << " threads";
+    }
+  }
+}
+
 // Packed BF16 / F16 rows (pack_rows16): decode over the packed groups and batches over row tiles converted from
 // them give exactly the bits of the same weight read as stored, for any row count (padded last group), column
 // count (padded last chunk), token count, thread count and 16-aligned row slice.
