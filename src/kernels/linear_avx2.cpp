@@ -33,9 +33,8 @@ inline __m256 load8(const uint8_t* p, float f8_scale) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else {
     // e4m3 -> f16 bits (value · 2^-8), as in the AVX-512 kernel; the 2^8 is in f8_scale.
-    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7),
-                             _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8));
+    const __m128i b = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));  // sign-extended
+    const __m128i h = _mm_and_si128(_mm_slli_epi16(b, 7), _mm_set1_epi16(short(0xbfff)));
     return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(f8_scale));
   }
 }
