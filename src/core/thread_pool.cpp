@@ -70,7 +70,7 @@ ThreadPool::ThreadPool(int n_threads, Pin pin) {
   n_threads_ = n_threads;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
   if (n_threads_ == 1 || !pin_wanted(pin)) return;
-  if (int(cpus.size()) < n_threads_) {
+  if (int(cpus.size()) != n_threads_) {
     log_debug("thread pool: ", n_threads_, " threads on ", cpus.size(), " allowed CPUs: not pinned");
     return;
   }

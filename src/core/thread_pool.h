@@ -3,10 +3,12 @@
 // briefly before sleeping so back-to-back kernels don't pay a wake-up each.
 // run_elastic(fn) is the variant for work shared through a counter: workers that are not running when the job is
 // posted (descheduled on a busy machine) skip it instead of being waited for.
-// Pinning: worker i runs on the i-th CPU of the process's affinity mask (sched_getaffinity) when the mask holds
-// at least n_threads CPUs, so a worker keeps its core and its caches; the calling thread is left as it is (it
+// Pinning: when the pool's threads take every CPU of the process's affinity mask (sched_getaffinity), worker i
+// runs on the i-th of them, so a worker keeps its core and its caches; the calling thread is left as it is (it
 // may be an engine or server thread whose mask other threads inherit) and lands on the CPU the workers leave
-// free. DEEPMOE_PIN=0 turns pinning off; where the mask is too small or the call is refused, workers float.
+// free. A pool of fewer threads than the mask's CPUs floats: two processes given -t 8 on a 16-core machine would
+// otherwise both pin to the same 8 (`taskset -c` chooses the CPUs, then a pool of as many threads is pinned).
+// DEEPMOE_PIN=0 turns pinning off; where the call is refused, workers float.
 // Thread safety: run()/run_elastic() must not be called concurrently or re-entrantly from the same pool.
 #pragma once
 #include <atomic>

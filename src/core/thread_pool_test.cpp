@@ -65,9 +65,10 @@ std::vector<int> cpus_of_this_thread() {
 }
 }  // namespace
 
-// Workers run on one CPU each, the allowed ones in order from the second; the caller keeps its own mask; a pool
-// with more threads than allowed CPUs, or with pinning off, leaves every thread's mask as it was.
-TEST(ThreadPool, PinsWorkersWhereTheMaskAllows) {
+// A pool that takes every allowed CPU runs its workers on one CPU each, the allowed ones in order from the
+// second; the caller keeps its own mask; a pool of more or fewer threads than allowed CPUs, or with pinning off,
+// leaves every thread's mask as it was.
+TEST(ThreadPool, PinsWorkersWhenTheyTakeTheWholeMask) {
   const std::vector<int> allowed = cpus_of_this_thread();
   ASSERT_FALSE(allowed.empty());
   auto masks = [](ThreadPool& pool) {
@@ -87,7 +88,9 @@ TEST(ThreadPool, PinsWorkersWhereTheMaskAllows) {
       EXPECT_EQ(m[size_t(i)], std::vector<int>{allowed[size_t(i)]}) << "worker " << i;
     }
   }
-  for (auto [threads, pin] : {std::pair{n + 1, ThreadPool::Pin::On}, std::pair{2, ThreadPool::Pin::Off}}) {
+  std::vector<std::pair<int, ThreadPool::Pin>> floating = {{n + 1, ThreadPool::Pin::On}, {2, ThreadPool::Pin::Off}};
+  if (n >= 3) floating.push_back({n - 1, ThreadPool::Pin::On});
+  for (auto [threads, pin] : floating) {
     ThreadPool pool(threads, pin);
     EXPECT_FALSE(pool.pinned());
     for (const auto& mask : masks(pool)) EXPECT_EQ(mask, allowed);
