@@ -184,7 +184,11 @@ TEST_F(Cli, BenchJson) {
     EXPECT_GE(j[k]["max"].get<double>(), j[k]["median"].get<double>()) << k;
   }
   EXPECT_GT(j["read_bandwidth_gb_s"].get<double>(), 0);
+  // the run's limit lies within the probes taken around the runs
+  EXPECT_LE(j["read_bandwidth_gb_s_min"].get<double>(), j["read_bandwidth_gb_s"].get<double>());
+  EXPECT_GE(j["read_bandwidth_gb_s_max"].get<double>(), j["read_bandwidth_gb_s"].get<double>());
   EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0);
+  EXPECT_TRUE(j["pinned"].is_boolean());
 }
 
 TEST_F(Cli, BenchAtDepth) {
