@@ -107,24 +107,41 @@ std::string lower(std::string_view s) {
   return r;
 }
 
+// Backs the whole 2 MiB pages of b with transparent huge pages where the kernel allows it.
+void huge_pages(Buffer& b) {
+  const uintptr_t page = 2 << 20, p = reinterpret_cast<uintptr_t>(b.data());
+  const uintptr_t begin = (p + page - 1) / page * page, end = (p + b.size()) / page * page;
+  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 // One V2-Lite MoE decode step's gate/up projections: 6 routed + 2 shared experts, 16 weights of [1408, 2048]
-// (several copies, so they come from memory), once as 16 linear() calls and once as one linear_multi().
-void moe_decode(DType t, ThreadPool& pool, int reps, double bw) {
+// (several copies, so they come from memory), once as 16 linear() calls and once as one linear_multi(); on huge
+// pages and packed (unless unpacked) as the model holds them.
+void moe_decode(DType t, ThreadPool& pool, int reps, double bw, bool unpacked) {
   const int64_t rows = 1408, cols = 2048, n_w = 16;
   Weight w{t, rows, cols, nullptr, nullptr};
   const size_t wbytes = w.bytes();
   const size_t n_sets = std::max<size_t>(2, (size_t(192) << 20) / (wbytes * n_w) + 1);
   Buffer data(wbytes * n_w * n_sets);
+  huge_pages(data);
   fill_weight(t, data.as<uint8_t>(), wbytes, 3);
   for (size_t c = 1; c < n_w * n_sets; ++c) std::memcpy(data.as<uint8_t>() + c * wbytes, data.as<uint8_t>(), wbytes);
   std::vector<float> scales(size_t((rows + 127) / 128 * ((cols + 127) / 128)), 0.01f);
   std::vector<float> x(size_t(cols), 0.25f), y(size_t(rows * n_w));
-  auto weight = [&](size_t set, int64_t i) {
-    Weight v = w;
-    v.data = data.as<uint8_t>() + (set * n_w + size_t(i)) * wbytes;
-    v.scale_inv = scales.data();
-    return v;
-  };
+  const bool pack = !unpacked && packable(w);
+  const size_t pbytes = pack ? packed_bytes(w) : 0;
+  Buffer packed(pbytes * n_w * n_sets);
+  huge_pages(packed);
+  std::vector<Weight> ws(n_w * n_sets, w);
+  for (size_t c = 0; c < ws.size(); ++c) {
+    ws[c].data = data.as<uint8_t>() + c * wbytes;
+    ws[c].scale_inv = scales.data();
+    if (pack) {
+      ws[c].packed = packed.as<uint8_t>() + c * pbytes;
+      pack_rows16(ws[c], packed.as<uint8_t>() + c * pbytes);
+    }
+  }
+  auto weight = [&](size_t set, int64_t i) { return ws[set * n_w + size_t(i)]; };
   for (int mode = 0; mode < 2; ++mode) {
     std::vector<double> times;
     for (int r = 0; r < reps; ++r) {
@@ -198,13 +215,6 @@ void attention_decode(int reps) {
 
 }  // namespace
 
-// Backs the whole 2 MiB pages of b with transparent huge pages where the kernel allows it.
-static void huge_pages(Buffer& b) {
-  const uintptr_t page = 2 << 20, p = reinterpret_cast<uintptr_t>(b.data());
-  const uintptr_t begin = (p + page - 1) / page * page, end = (p + b.size()) / page * page;
-  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-}
-
 int main(int argc, char** argv) {
   CLI::App app{"bench_kernels: linear() speed per dtype on real model shapes"};
   int threads = 2, reps = 5, gemm_tokens = 512;
@@ -249,7 +259,7 @@ int main(int argc, char** argv) {
     }
     const double bw = measure_read_bandwidth_gbs(pool);
     std::printf("-- %s | measured read bandwidth %.1f GB/s\n", lower(dtype_name(t)).c_str(), bw);
-    if (!no_moe && 2048 % dtype_block(t) == 0) moe_decode(t, pool, reps, bw);
+    if (!no_moe && 2048 % dtype_block(t) == 0) moe_decode(t, pool, reps, bw, unpacked);
     for (const Shape& sh : kShapes) {
       if (!only.empty() && std::string(sh.name).find(only) == std::string::npos) continue;
       if (sh.cols % dtype_block(t) != 0) {  // e.g. K-quants need rows of whole 256-value super-blocks

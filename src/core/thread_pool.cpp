@@ -4,8 +4,8 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__linux__)
