@@ -137,7 +137,7 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("-d,--depth", depth, "tokens of context already in the cache before each test (as llama-bench -d)")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-r,--repetitions", reps, "runs; the median is reported")->check(CLI::Range(1, 1000));
-  app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_option("-t,--threads", threads, "worker threads (0: one per CPU this process may use)");
   app.add_option("--batch", batch, "sequences decoded together")->check(CLI::Range(1, 4096));
   app.add_option("--quant", quant, "quantize at load: q8_0, q4_0");
   app.add_flag("--json", json, "print one JSON object instead of the table");

@@ -39,7 +39,7 @@ int cmd_chat(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed");
   app.add_flag("--no-color", no_color, "mark reasoning with lines instead of dimming it");
   app.add_flag("--stats", stats, "print speed statistics after each answer");
-  app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_option("-t,--threads", threads, "worker threads (0: one per CPU this process may use)");
   app.add_option("--kv-cache-gb", kv_gb, "KV cache budget in GiB (default: one full context)");
   try {
     app.parse(argc, argv);

@@ -54,7 +54,7 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--mode", mode, "prefill | decode | mixed")->check(CLI::IsMember({"prefill", "decode", "mixed"}));
   app.add_option("--prefill", n_prefill, "mixed mode: number of tokens prefilled before decoding one at a time");
   app.add_option("-o,--out", out_path, "output file (raw float32)")->required();
-  app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_option("-t,--threads", threads, "worker threads (0: one per CPU this process may use)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -42,7 +42,7 @@ int cmd_perplexity(int argc, char** argv) {
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout) or .gguf file");
   app.add_option("-f,--file", file, "UTF-8 text file")->required();
   app.add_option("-c,--context,--ctx", context, "window length in tokens, BOS included (default 256)");
-  app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_option("-t,--threads", threads, "worker threads (0: one per CPU this process may use)");
   app.add_flag("--json", json, "print one JSON object instead of a sentence");
   try {
     app.parse(argc, argv);

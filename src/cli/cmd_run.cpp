@@ -43,7 +43,7 @@ int cmd_run(int argc, char** argv) {
   app.add_flag("--raw", raw, "no chat template: the prompt is given to the model as it is");
   app.add_flag("-q,--quiet", quiet, "no loading progress and statistics");
   app.add_flag("--no-color", no_color, "mark reasoning with lines instead of dimming it");
-  app.add_option("-t,--threads", threads, "worker threads (0: all hardware threads)");
+  app.add_option("-t,--threads", threads, "worker threads (0: one per CPU this process may use)");
   app.add_option("--kv-cache-gb", kv_gb, "KV cache budget in GiB (default: what the answer needs)");
   try {
     app.parse(argc, argv);

@@ -58,7 +58,7 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e6));
   app.add_option("--ctx-size", ctx, "maximum tokens per sequence (default: the model's context)")
       ->check(CLI::Range(0, 1 << 30));
-  app.add_option("-t,--threads", threads, "worker threads per model (0: all hardware threads)");
+  app.add_option("-t,--threads", threads, "worker threads per model (0: one per CPU this process may use)");
   app.add_option("--quant", quant, "quantize linear weights at load: q8_0, q4_0")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("--max-body-bytes", so.max_body_bytes, "largest request body (413 past it)")->capture_default_str();
