@@ -7,7 +7,6 @@
 // compares linear_multi with separate calls; --attention times the decode attention kernel instead. Times are
 // medians.
 #include <CLI/CLI.hpp>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -107,13 +106,6 @@ std::string lower(std::string_view s) {
   return r;
 }
 
-// Backs the whole 2 MiB pages of b with transparent huge pages where the kernel allows it.
-void huge_pages(Buffer& b) {
-  const uintptr_t page = 2 << 20, p = reinterpret_cast<uintptr_t>(b.data());
-  const uintptr_t begin = (p + page - 1) / page * page, end = (p + b.size()) / page * page;
-  if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-}
-
 // One V2-Lite MoE decode step's gate/up projections: 6 routed + 2 shared experts, 16 weights of [1408, 2048]
 // (several copies, so they come from memory), once as 16 linear() calls and once as one linear_multi(); on huge
 // pages and packed (unless unpacked) as the model holds them.
@@ -122,23 +114,21 @@ void moe_decode(DType t, ThreadPool& pool, int reps, double bw, bool unpacked) {
   Weight w{t, rows, cols, nullptr, nullptr};
   const size_t wbytes = w.bytes();
   const size_t n_sets = std::max<size_t>(2, (size_t(192) << 20) / (wbytes * n_w) + 1);
-  Buffer data(wbytes * n_w * n_sets);
-  huge_pages(data);
-  fill_weight(t, data.as<uint8_t>(), wbytes, 3);
-  for (size_t c = 1; c < n_w * n_sets; ++c) std::memcpy(data.as<uint8_t>() + c * wbytes, data.as<uint8_t>(), wbytes);
+  HugeBuffer data(wbytes * n_w * n_sets);  // huge pages, as the model's weights (model/packed_weights.h)
+  fill_weight(t, data.data(), wbytes, 3);
+  for (size_t c = 1; c < n_w * n_sets; ++c) std::memcpy(data.data() + c * wbytes, data.data(), wbytes);
   std::vector<float> scales(size_t((rows + 127) / 128 * ((cols + 127) / 128)), 0.01f);
   std::vector<float> x(size_t(cols), 0.25f), y(size_t(rows * n_w));
   const bool pack = !unpacked && packable(w);
   const size_t pbytes = pack ? packed_bytes(w) : 0;
-  Buffer packed(pbytes * n_w * n_sets);
-  huge_pages(packed);
+  HugeBuffer packed(pbytes * n_w * n_sets);
   std::vector<Weight> ws(n_w * n_sets, w);
   for (size_t c = 0; c < ws.size(); ++c) {
-    ws[c].data = data.as<uint8_t>() + c * wbytes;
+    ws[c].data = data.data() + c * wbytes;
     ws[c].scale_inv = scales.data();
     if (pack) {
-      ws[c].packed = packed.as<uint8_t>() + c * pbytes;
-      pack_rows16(ws[c], packed.as<uint8_t>() + c * pbytes);
+      ws[c].packed = packed.data() + c * pbytes;
+      pack_rows16(ws[c], packed.data() + c * pbytes);
     }
   }
   auto weight = [&](size_t set, int64_t i) { return ws[set * n_w + size_t(i)]; };
@@ -271,22 +261,20 @@ int main(int argc, char** argv) {
       Weight w{t, sh.rows, sh.cols, nullptr, nullptr};
       const size_t wbytes = w.bytes();
       const size_t n_copies = hot ? 1 : std::max<size_t>(1, (size_t(192) << 20) / wbytes + 1);
-      Buffer data(wbytes * n_copies);
-      huge_pages(data);  // as the model's weights (model/packed_weights.h)
-      fill_weight(t, data.as<uint8_t>(), wbytes, 1);
-      for (size_t c = 1; c < n_copies; ++c) std::memcpy(data.as<uint8_t>() + c * wbytes, data.as<uint8_t>(), wbytes);
+      HugeBuffer data(wbytes * n_copies);  // huge pages, as the model's weights (model/packed_weights.h)
+      fill_weight(t, data.data(), wbytes, 1);
+      for (size_t c = 1; c < n_copies; ++c) std::memcpy(data.data() + c * wbytes, data.data(), wbytes);
       std::vector<float> scales(size_t((sh.rows + 127) / 128 * ((sh.cols + 127) / 128)), 0.01f);
       const size_t read_bytes = wbytes + (t == DType::F8_E4M3 ? scales.size() * 4 : 0);
       std::vector<Weight> ws(n_copies, w);
       const bool pack = !unpacked && packable(w);
-      Buffer packed(pack ? packed_bytes(w) * n_copies : 0);
-      huge_pages(packed);
+      HugeBuffer packed(pack ? packed_bytes(w) * n_copies : 0);
       for (size_t c = 0; c < n_copies; ++c) {
-        ws[c].data = data.as<uint8_t>() + c * wbytes;
+        ws[c].data = data.data() + c * wbytes;
         ws[c].scale_inv = scales.data();
         if (pack) {
-          ws[c].packed = packed.as<uint8_t>() + c * packed_bytes(w);
-          pack_rows16(ws[c], packed.as<uint8_t>() + c * packed_bytes(w));
+          ws[c].packed = packed.data() + c * packed_bytes(w);
+          pack_rows16(ws[c], packed.data() + c * packed_bytes(w));
         }
       }
       std::vector<float> x(size_t(sh.cols * std::max(1, gemm_tokens)), 0.5f), y(size_t(sh.rows * std::max(1, gemm_tokens)));

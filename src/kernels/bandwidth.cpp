@@ -4,7 +4,6 @@
 #include "kernels/bandwidth.h"
 
 #include <immintrin.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -129,17 +128,13 @@ double rate(ThreadPool& pool, double ops_per_iter, Body body) {
 double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
   const int nt = pool.size();
   const size_t slice = bytes / size_t(nt) / 4096 * 4096;
-  Buffer buf(slice * size_t(nt));
-  {  // on 2 MiB pages where the kernel allows it, as the weights the decode kernels stream (model/packed_weights.h)
-    const uintptr_t page = 2 << 20, p = reinterpret_cast<uintptr_t>(buf.data());
-    const uintptr_t b = (p + page - 1) / page * page, e = (p + buf.size()) / page * page;
-    if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
-  }
+  HugeBuffer buf(slice * size_t(nt));  // on 2 MiB pages where the kernel allows it, as the weights the decode
+                                       // kernels stream (model/packed_weights.h)
   const bool wide = cpu_features().avx512f;
   std::atomic<uint64_t> sink{0};
   // Each thread first writes its own slice, so its pages are faulted in (and placed) by the thread reading them.
   pool.run([&](int t, int) {
-    uint8_t* p = buf.as<uint8_t>() + size_t(t) * slice;
+    uint8_t* p = buf.data() + size_t(t) * slice;
     for (size_t i = 0; i < slice; i += 64) p[i] = uint8_t(i >> 6);
   });
   // Passes alternate between the plain stream and the tiled pattern; the better median is the limit.
@@ -148,7 +143,7 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
     const int kind = wide ? pass % 2 : 0;
     const double t0 = now_s();
     pool.run([&](int t, int) {
-      const uint8_t* p = buf.as<uint8_t>() + size_t(t) * slice;
+      const uint8_t* p = buf.data() + size_t(t) * slice;
       sink += !wide ? read_plain(p, slice) : kind == 0 ? read_avx512(p, slice) : read_tiles_avx512(p, slice);
     });
     const double dt = now_s() - t0;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -56,12 +55,8 @@ bool copyable(const Weight& w, const std::vector<std::shared_ptr<MappedFile>>& f
 
 }  // namespace
 
-PackedWeights::~PackedWeights() {
-  if (arena_) ::munmap(arena_, bytes_);
-}
-
 void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::shared_ptr<MappedFile>>& files) {
-  DM_CHECK(!arena_, "PackedWeights::pack called twice");
+  DM_CHECK(!arena_.data(), "PackedWeights::pack called twice");
   // Distinct sources (by their rows' address) and where each goes in the arena.
   std::map<const void*, size_t> offset_of;
   std::vector<const Weight*> todo;
@@ -78,17 +73,13 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
              " MiB of memory available: kept in the mapped file pages as stored (slower kernels, paged on use)");
     return;
   }
-  void* p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) fail("packing weights: cannot allocate ", total, " bytes: ", std::strerror(errno));
-  ::madvise(p, total, MADV_HUGEPAGE);  // a hint: without transparent huge pages this is 4 KiB pages
-  arena_ = static_cast<uint8_t*>(p);
-  bytes_ = total;
+  arena_ = HugeBuffer(total);  // huge pages where the kernel grants them; throws naming the size if memory runs out
 
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
       const Weight& w = *todo[i];
-      uint8_t* out = arena_ + offset_of.at(w.data);
+      uint8_t* out = arena_.data() + offset_of.at(w.data);
       if (packable(w))
         pack_rows16(w, out);
       else
@@ -105,9 +96,9 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
     auto it = w->data ? offset_of.find(w->data) : offset_of.end();
     if (it == offset_of.end()) continue;
     if (packable(*w))
-      w->packed = arena_ + it->second;
+      w->packed = arena_.data() + it->second;
     else
-      w->data = arena_ + it->second;  // the copy replaces the released file pages
+      w->data = arena_.data() + it->second;  // the copy replaces the released file pages
   }
 }
 

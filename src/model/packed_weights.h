@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/mapped_file.h"
+#include "core/tensor.h"
 #include "kernels/linear.h"
 
 namespace dm {
@@ -16,7 +17,6 @@ namespace dm {
 class PackedWeights {
  public:
   PackedWeights() = default;
-  ~PackedWeights();
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 
@@ -25,11 +25,10 @@ class PackedWeights {
   // Source rows in `files` have their whole pages released (madvise DONTNEED: they read back from the file if
   // anything touches them again). Throws dm::Error if memory runs out.
   void pack(const std::vector<Weight*>& ws, const std::vector<std::shared_ptr<MappedFile>>& files);
-  size_t bytes() const { return bytes_; }
+  size_t bytes() const { return arena_.size(); }
 
  private:
-  uint8_t* arena_ = nullptr;
-  size_t bytes_ = 0;
+  HugeBuffer arena_;
 };
 
 }  // namespace dm
