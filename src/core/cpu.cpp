@@ -54,6 +54,9 @@ static CpuFeatures detect() {
       f.f16c = a;
     }
   }
+#if defined(__x86_64__)
+  f.intel = __builtin_cpu_is("intel");
+#endif
   return f;
 }
 

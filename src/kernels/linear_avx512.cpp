@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/cpu.h"
 #include "kernels/linear_kernels.h"
 #include "kernels/quant.h"
 
@@ -458,10 +459,11 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
 // plus one conversion and one fused multiply-add per token, and in prefill the unpacked weights stay in
 // registers across a tile of up to kPT tokens.
 constexpr int kPT = 8;
-// Decode streams each row group once: every cache line is prefetched this many bytes ahead. 4 KiB: on Zen 5
-// the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads (bench_kernels, alternating
-// builds); 8 KiB helps 1 thread, not 2.
-constexpr int64_t kPrefetch = 4096;
+// Decode streams each row group once: every cache line is prefetched this many bytes ahead. 4 KiB on AMD: on
+// Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads (bench_kernels, alternating
+// builds); 8 KiB helps 1 thread, not 2. 2 KiB on Intel: on a Xeon with AMX, 4 KiB took the Q4_0 gemvs down to
+// 67-86% of the probe, 2 KiB gave 91-104% (Q8_0: 91-102% → 97-104%), on 1 and on 2 threads.
+const int64_t kPrefetch = cpu_features().intel ? 2048 : 4096;
 
 template <DType DT, int T, int... I>
 void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0,
