@@ -459,11 +459,13 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
 // plus one conversion and one fused multiply-add per token, and in prefill the unpacked weights stay in
 // registers across a tile of up to kPT tokens.
 constexpr int kPT = 8;
-// Decode streams each row group once: every cache line is prefetched this many bytes ahead. 4 KiB on AMD: on
-// Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads (bench_kernels, alternating
-// builds); 8 KiB helps 1 thread, not 2. 2 KiB on Intel: on a Xeon with AMX, 4 KiB took the Q4_0 gemvs down to
-// 67-86% of the probe, 2 KiB gave 91-104% (Q8_0: 91-102% → 97-104%), on 1 and on 2 threads.
-const int64_t kPrefetch = cpu_features().intel ? 2048 : 4096;
+// Decode streams each row group once, prefetching every cache line ahead of its use. On AMD each pair of blocks'
+// lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
+// (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: the pair's lines 4 KiB
+// ahead into L2, and each line 2 KiB ahead into L1 right before its load. On a Xeon with AMX the Q4_0 gemvs read
+// 67-86% of the probe with the AMD scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads).
+constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
+const bool kTwoLevelPrefetch = cpu_features().intel;
 
 template <DType DT, int T, int... I>
 void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0,
@@ -485,6 +487,7 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
     __m512i init = _mm512_setzero_si512();
     if constexpr (DT == DType::Q4_0) {
       for (int i = 0; i < 4; ++i) {
+        if (T == 1 && kTwoLevelPrefetch) _mm_prefetch(reinterpret_cast<const char*>(qb) + 64 * i + kPrefetchL1, _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(qb + 64 * i);
         w[i] = _mm512_and_si512(v, m4);
         // Decode keeps the high nibbles in place (16·q as u8) and shifts their integer sum once instead.
@@ -494,6 +497,7 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
       const __m512i k80 = _mm512_set1_epi8(char(0x80));
       __m512i init2 = _mm512_setzero_si512();
       for (int i = 0; i < 8; ++i) {
+        if (T == 1 && kTwoLevelPrefetch) _mm_prefetch(reinterpret_cast<const char*>(qb) + 64 * i + kPrefetchL1, _MM_HINT_T0);
         w[i] = _mm512_loadu_si512(qb + 64 * i);
         __m512i& acc_i = i % 2 ? init2 : init;
         acc_i = _mm512_dpbusd_epi32(acc_i, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
@@ -522,8 +526,15 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   constexpr int64_t kQuants = DT == DType::Q8_0 ? 512 : 256, kPair = 64 + 2 * kQuants;
   const uint8_t* p = grp;
   for (int64_t b = 0; b + 1 < nb; b += 2, p += kPair) {
-    if constexpr (T == 1)  // decode streams the group once, front to back
-      for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch + l, _MM_HINT_T0);
+    if constexpr (T == 1) {  // decode streams the group once, front to back
+      const char* c = reinterpret_cast<const char*>(p);
+      if (kTwoLevelPrefetch) {
+        _mm_prefetch(c + kPrefetchL1, _MM_HINT_T0);  // the scales' line (the quants' lines: in block())
+        for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(c + kPrefetchL2 + l, _MM_HINT_T1);
+      } else {
+        for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(c + kPrefetchAmd + l, _MM_HINT_T0);
+      }
+    }
     block(b, p, p + 64);
     block(b + 1, p + 32, p + 64 + kQuants);
   }
