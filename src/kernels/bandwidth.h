@@ -7,9 +7,10 @@
 
 namespace dm {
 
-// STREAM-like read of a buffer of `bytes` (larger than the caches) by all threads of the pool, each its own
-// contiguous slice, in GB/s (1e9 bytes per second): the better of two patterns (one sequential stream; 4 rows
-// side by side with software prefetch, as the decode kernels read), each the median of 5 passes.
+// STREAM-like read of a buffer of `bytes` (larger than the caches, on huge pages where the kernel grants them)
+// by all threads of the pool, each its own contiguous slice, in GB/s (1e9 bytes per second): the best of four
+// patterns (one sequential stream; 4 rows side by side with software prefetch; one and four streams with each
+// line prefetched 2 KiB ahead, as the decode kernels read), each the median of 5 passes.
 double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = size_t(1) << 30);
 
 // Peak fp32 FMA rate of all threads (GFLOP/s, 2 flops per multiply-add) from a short loop of independent
