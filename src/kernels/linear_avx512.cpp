@@ -190,8 +190,19 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
   }
 }
 
+// Decode streams each row group once, prefetching every cache line ahead of its use. On AMD each pair of blocks'
+// lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
+// (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: the pair's lines 4 KiB
+// ahead into L2, and each line 2 KiB ahead into L1 right before its load. On a Xeon with AMX the Q4_0 gemvs read
+// 67-86% of a plain-stream probe with the AMD scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and
+// 2 threads); 88-93% of the probe that also prefetches (bandwidth.cpp). Other distances were no better.
+constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
+const bool kTwoLevelPrefetch = cpu_features().intel;
+
 // Decode from packed BF16 / F16 rows: one group of 16 rows at a time, read front to back, one accumulator per
-// row over the columns in order (the same sums as micro_f, so batches and slices give the same bits).
+// row over the columns in order (the same sums as micro_f, so batches and slices give the same bits). Prefetched
+// as the int8 groups are (see kTwoLevelPrefetch): on the AMX Xeon two levels took the BF16 gemvs from 76-81% to
+// 86-95% of the probe (1 and 2 threads).
 constexpr int64_t kPrefetchF = 4096;
 
 template <DType DT, int... P>
@@ -201,9 +212,15 @@ void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* grp, const fl
   ((lo[P] = _mm512_setzero_ps(), hi[P] = _mm512_setzero_ps()), ...);
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   for (int64_t c = 0; c < cols; c += 16, grp += 512) {
-    for (int l = 0; l < 512; l += 64) _mm_prefetch(reinterpret_cast<const char*>(grp) + kPrefetchF + l, _MM_HINT_T0);
+    const char* pf = reinterpret_cast<const char*>(grp);
+    if (kTwoLevelPrefetch) {
+      for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchL2 + l, _MM_HINT_T1);
+    } else {
+      for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchF + l, _MM_HINT_T0);
+    }
     const __m512 xv = _mm512_maskz_loadu_ps(c + 16 <= cols ? __mmask16(0xffff) : tail, x + c);
     auto pair = [&](int p) {
+      if (kTwoLevelPrefetch) _mm_prefetch(pf + 64 * p + kPrefetchL1, _MM_HINT_T0);
       __m512 a, b;
       unpack_line<DT>(grp + 64 * p, a, b);
       lo[p] = _mm512_fmadd_ps(a, xv, lo[p]);
@@ -459,14 +476,6 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
 // plus one conversion and one fused multiply-add per token, and in prefill the unpacked weights stay in
 // registers across a tile of up to kPT tokens.
 constexpr int kPT = 8;
-// Decode streams each row group once, prefetching every cache line ahead of its use. On AMD each pair of blocks'
-// lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
-// (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: the pair's lines 4 KiB
-// ahead into L2, and each line 2 KiB ahead into L1 right before its load. On a Xeon with AMX the Q4_0 gemvs read
-// 67-86% of the probe with the AMD scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads).
-constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
-const bool kTwoLevelPrefetch = cpu_features().intel;
-
 template <DType DT, int T, int... I>
 void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0,
                  float* y, int64_t ldy, __mmask16 valid) {
