@@ -203,7 +203,6 @@ const bool kTwoLevelPrefetch = cpu_features().intel;
 // row over the columns in order (the same sums as micro_f, so batches and slices give the same bits). Prefetched
 // as the int8 groups are (see kTwoLevelPrefetch): on the AMX Xeon two levels took the BF16 gemvs from 76-81% to
 // 86-95% of the probe (1 and 2 threads).
-constexpr int64_t kPrefetchF = 4096;
 
 template <DType DT, int... P>
 void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* grp, const float* x, int64_t cols, float* y,
@@ -216,7 +215,7 @@ void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* grp, const fl
     if (kTwoLevelPrefetch) {
       for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchL2 + l, _MM_HINT_T1);
     } else {
-      for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchF + l, _MM_HINT_T0);
+      for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchAmd + l, _MM_HINT_T0);
     }
     const __m512 xv = _mm512_maskz_loadu_ps(c + 16 <= cols ? __mmask16(0xffff) : tail, x + c);
     auto pair = [&](int p) {
