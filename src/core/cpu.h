@@ -8,7 +8,8 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
   // AMX tiles with bf16 dot products, usable: the CPU has them and the OS granted this process the tile state.
   bool amx_bf16 = false;
-  // An Intel CPU: its cores stream memory best with software prefetches nearer ahead than AMD's (linear_avx512.cpp).
+  // An Intel CPU: its cores stream memory best with prefetches on two cache levels, nearer ahead than AMD's
+  // (linear_avx512.cpp).
   bool intel = false;
 };
 
