@@ -1,13 +1,15 @@
 // CPU feature detection through the compiler's cpuid builtins.
 #include "core/cpu.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 #endif
 
 namespace dm {
@@ -58,6 +60,15 @@ static CpuFeatures detect() {
   f.intel = __builtin_cpu_is("intel");
 #endif
   return f;
+}
+
+size_t last_level_cache_bytes() {
+  long best = 0;
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+  for (int name : {_SC_LEVEL1_DCACHE_SIZE, _SC_LEVEL2_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE, _SC_LEVEL4_CACHE_SIZE})
+    best = std::max(best, sysconf(name));
+#endif
+  return size_t(std::max(best, 0L));
 }
 
 const CpuFeatures& cpu_features() {

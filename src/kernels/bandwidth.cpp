@@ -145,7 +145,10 @@ double rate(ThreadPool& pool, double ops_per_iter, Body body) {
 
 }  // namespace
 
+size_t beyond_caches(size_t at_least) { return std::max(at_least, 3 * last_level_cache_bytes()); }
+
 double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
+  if (bytes == 0) bytes = beyond_caches(size_t(1) << 30);
   const int nt = pool.size();
   const size_t slice = bytes / size_t(nt) / 4096 * 4096;
   HugeBuffer buf(slice * size_t(nt));  // on 2 MiB pages where the kernel allows it, as the weights the decode

@@ -7,11 +7,15 @@
 
 namespace dm {
 
+// A working set that comes from memory, not the caches: at least `at_least` bytes and 3x the largest cache.
+size_t beyond_caches(size_t at_least);
+
 // STREAM-like read of a buffer of `bytes` (larger than the caches, on huge pages where the kernel grants them)
 // by all threads of the pool, each its own contiguous slice, in GB/s (1e9 bytes per second): the best of four
 // patterns (one sequential stream; 4 rows side by side with software prefetch; one and four streams with each
 // line prefetched 2 KiB ahead, as the decode kernels read), each the median of 5 passes.
-double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = size_t(1) << 30);
+// bytes = 0: beyond_caches(1 GiB).
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = 0);
 
 // Peak fp32 FMA rate of all threads (GFLOP/s, 2 flops per multiply-add) from a short loop of independent
 // 512-bit (AVX-512) or 256-bit (AVX2) FMAs; 0 where the CPU has neither.
