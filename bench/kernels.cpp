@@ -1,7 +1,7 @@
 // Kernel benchmark: linear() per weight dtype on real shapes of DeepSeek-V2-Lite and R1-Distill-Qwen-1.5B.
 // Decode (gemv, 1 token) is reported against the read bandwidth measured in the same run (weights are cycled
-// through copies filling 3x the last-level cache (beyond_caches), as a decode step streams every layer; with --hot one copy stays
-// in the caches, which shows how far the kernel itself outruns memory); prefill (512 tokens)
+// through copies filling 3x the last-level cache (beyond_caches), as a decode step streams every layer; with --hot
+// one copy stays in the caches, which shows how far the kernel itself outruns memory); prefill (512 tokens)
 // against the measured fp32 FMA peak (float dtypes) or the int8 VNNI peak (Q8_0/Q4_0), on AMX hosts against the
 // AMX bf16 peak (packed Q8_0/Q4_0/BF16/F16 batches run on tiles there); a MoE decode step
 // compares linear_multi with separate calls; --attention times the decode attention kernel instead. Times are
