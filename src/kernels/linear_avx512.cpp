@@ -192,15 +192,15 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
 
 // Decode streams each row group once, prefetching every cache line ahead of its use. On AMD each pair of blocks'
 // lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
-// (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: the pair's lines 4 KiB
-// ahead into L2, and each line 2 KiB ahead into L1 right before its load. On a Xeon with AMX the Q4_0 gemvs read
-// 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD scheme, 91-104% with one level
+// (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: each line 4 KiB ahead
+// into L2 (BF16 / F16: a step's lines at once) and 2 KiB ahead into L1 right before its load. On a Xeon with
+// AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD scheme, 91-104% with one level
 // at 2 KiB, 100-113% with two (1 and 2 threads); 88-93% of the probe that also prefetches each line as these
 // kernels do (bandwidth.cpp). Other distances were no better.
 constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
 const bool kTwoLevelPrefetch = cpu_features().intel;
-// The int8 groups take both levels' prefetches line by line, right before the line's load: spreading the L2
-// requests so instead of issuing a pair's 9 (Q4_0) / 17 (Q8_0) at once gave Q8_0 decode +2-4% on the AMX Xeon
+// The int8 groups take both levels' prefetches line by line, right before the line's load: spread so, rather
+// than a pair's 9 (Q4_0) / 17 (Q8_0) L2 requests issued at once, they gave Q8_0 decode +2-4% on the AMX Xeon
 // (bench_kernels' Qwen shapes 3 rounds in turns, 31.0-32.7 -> 31.9-34.3 GB/s; Qwen-1.5B Q8_0 tg128 18.43 / 18.77
 // -> 19.07 / 19.19 tok/s) and Q4_0 the same as before (34.42 / 34.09 vs 34.11 / 34.21).
 inline void prefetch_two_levels(const uint8_t* line) {
