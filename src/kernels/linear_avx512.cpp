@@ -194,9 +194,9 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
 // lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
 // (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: each line 4 KiB ahead
 // into L2 (BF16 / F16: a step's lines at once) and 2 KiB ahead into L1 right before its load. On a Xeon with
-// AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD scheme, 91-104% with one level
-// at 2 KiB, 100-113% with two (1 and 2 threads); 88-93% of the probe that also prefetches each line as these
-// kernels do (bandwidth.cpp). Other distances were no better.
+// AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD
+// scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads); 88-93% of the probe that also
+// prefetches each line as these kernels do (bandwidth.cpp). Other distances were no better.
 constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
 const bool kTwoLevelPrefetch = cpu_features().intel;
 // The int8 groups take both levels' prefetches line by line, right before the line's load: spread so, rather
