@@ -175,15 +175,17 @@ int cmd_bench(int argc, char** argv) {
   run_once(*model, kv, pool, 0, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
   fill_context(*model, kv, pool, depth, positions, batch);  // the tests never write below `depth`
   // The host's memory bandwidth drifts (on shared machines by 2x within minutes): it is probed right before and
-  // right after every decode run, and each run's speed is taken as a share of the mean of its two probes.
+  // right after every decode run, and each run's speed is taken as a share of the mean of its two probes. One
+  // probe buffer serves them all (see ReadBandwidthProbe); it is released before the RSS after the runs is read.
+  auto probe = std::make_unique<ReadBandwidthProbe>(pool, bw_bytes);
   std::vector<double> pp, tg, bws, probes, shares;
   const double bytes_per_token = double(info.weight_bytes_per_token);
   for (int r = 0; r < reps; ++r) {
     double before = 0;
     auto [p, d] = run_once(*model, kv, pool, depth, n_prompt, n_gen, batch, uint64_t(r) + 1,
-                           [&] { before = measure_read_bandwidth_gbs(pool, bw_bytes); });
+                           [&] { before = probe->measure(); });
     pp.push_back(double(n_prompt) * batch / p);
-    const double after = n_gen > 0 ? measure_read_bandwidth_gbs(pool, bw_bytes) : 0.0;
+    const double after = n_gen > 0 ? probe->measure() : 0.0;
     const double bw_r = (before + after) / 2;
     bws.push_back(bw_r);
     probes.insert(probes.end(), {before, after});
@@ -194,6 +196,7 @@ int cmd_bench(int argc, char** argv) {
   }
   const Stats sp = stats_of(pp), sd = stats_of(tg), sb = stats_of(probes), ss = stats_of(shares);
   const double bw = stats_of(bws).median;
+  probe.reset();
   const double rss_after = proc_status_bytes("VmRSS");
   // Matrix products per prompt token: every active weight but the embedding table (a row lookup); the lm_head
   // runs for the last token only. Attention's own products are left out (under 2% at 512 tokens).

@@ -15,6 +15,10 @@
 #include "core/tensor.h"
 #include "kernels/linear_kernels.h"
 
+// GCC 12 false positives inside its intrinsic headers (_mm512_reduce_add_*)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 namespace dm {
 
 namespace {
@@ -147,19 +151,24 @@ double rate(ThreadPool& pool, double ops_per_iter, Body body) {
 
 size_t beyond_caches(size_t at_least) { return std::max(at_least, 3 * last_level_cache_bytes()); }
 
-double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
+ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, size_t bytes) : pool_(pool) {
   if (bytes == 0) bytes = beyond_caches(size_t(1) << 30);
   const int nt = pool.size();
-  const size_t slice = bytes / size_t(nt) / 4096 * 4096;
-  HugeBuffer buf(slice * size_t(nt));  // on 2 MiB pages where the kernel allows it, as the weights the decode
-                                       // kernels stream (model/packed_weights.h)
-  const bool wide = cpu_features().avx512f;
-  std::atomic<uint64_t> sink{0};
+  slice_ = bytes / size_t(nt) / 4096 * 4096;
+  buf_ = HugeBuffer(slice_ * size_t(nt));  // on 2 MiB pages where the kernel allows it, as the weights the decode
+                                           // kernels stream (model/packed_weights.h)
   // Each thread first writes its own slice, so its pages are faulted in (and placed) by the thread reading them.
   pool.run([&](int t, int) {
-    uint8_t* p = buf.data() + size_t(t) * slice;
-    for (size_t i = 0; i < slice; i += 64) p[i] = uint8_t(i >> 6);
+    uint8_t* p = buf_.data() + size_t(t) * slice_;
+    for (size_t i = 0; i < slice_; i += 64) p[i] = uint8_t(i >> 6);
   });
+}
+
+double ReadBandwidthProbe::measure() {
+  const int nt = pool_.size();
+  const size_t slice = slice_;
+  const bool wide = cpu_features().avx512f;
+  std::atomic<uint64_t> sink{0};
   // Passes go round the patterns (the plain stream, the tiles, one and four prefetched streams); the best
   // median is the limit.
   using Read = uint64_t (*)(const uint8_t*, size_t);
@@ -171,7 +180,7 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
   for (int pass = 0; pass < passes; ++pass) {
     const size_t kind = size_t(pass) % kinds.size();
     const double t0 = now_s();
-    pool.run([&](int t, int) { sink += kinds[kind](buf.data() + size_t(t) * slice, slice); });
+    pool_.run([&](int t, int) { sink += kinds[kind](buf_.data() + size_t(t) * slice, slice); });
     const double dt = now_s() - t0;
     if (pass > 1) gbs[kind].push_back(double(slice) * nt / dt / 1e9);
   }
@@ -183,6 +192,8 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
   }
   return best;
 }
+
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) { return ReadBandwidthProbe(pool, bytes).measure(); }
 
 double measure_fma_gflops(ThreadPool& pool) {
   const CpuFeatures& f = cpu_features();

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 
+#include "core/tensor.h"
 #include "core/thread_pool.h"
 
 namespace dm {
@@ -15,7 +16,20 @@ size_t beyond_caches(size_t at_least);
 // patterns (one sequential stream; 4 rows side by side with software prefetch; one and four streams with each
 // line prefetched 2 KiB ahead, as the decode kernels read), each the median of 5 passes.
 // bytes = 0: beyond_caches(1 GiB).
-double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = 0);
+// The buffer is mapped and faulted in once, by the constructor; measure() can then run as often as wanted.
+// note: probing often, keep one probe: on a VM guest, mapping and faulting in a fresh 1.5 GiB for each probe
+// took the host's time (steal) and left the model's decode ~10% slower for a few seconds after it.
+class ReadBandwidthProbe {
+ public:
+  explicit ReadBandwidthProbe(ThreadPool& pool, size_t bytes = 0);
+  double measure();
+
+ private:
+  ThreadPool& pool_;
+  size_t slice_;  // bytes per thread, a multiple of 4 KiB
+  HugeBuffer buf_;
+};
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = 0);  // one probe, one measure()
 
 // Peak fp32 FMA rate of all threads (GFLOP/s, 2 flops per multiply-add) from a short loop of independent
 // 512-bit (AVX-512) or 256-bit (AVX2) FMAs; 0 where the CPU has neither.
