@@ -177,7 +177,7 @@ int cmd_bench(int argc, char** argv) {
   // The host's memory bandwidth drifts (on shared machines by 2x within minutes): it is probed right before and
   // right after every decode run, and each run's speed is taken as a share of the mean of its two probes. One
   // probe buffer serves them all (see ReadBandwidthProbe); it is released before the RSS after the runs is read.
-  auto probe = std::make_unique<ReadBandwidthProbe>(pool, bw_bytes);
+  auto probe = n_gen > 0 ? std::make_unique<ReadBandwidthProbe>(pool, bw_bytes) : nullptr;
   std::vector<double> pp, tg, bws, probes, shares;
   const double bytes_per_token = double(info.weight_bytes_per_token);
   for (int r = 0; r < reps; ++r) {
