@@ -124,11 +124,17 @@ void DeepseekModel::moe(int il, const float* x, int64_t T, float* out, ThreadPoo
     const auto& rows = rows_of[size_t(e)];
     if (rows.empty()) continue;
     const int64_t ne = int64_t(rows.size()), o = off[size_t(e)];
-    for (int64_t r = 0; r < ne; ++r)
-      std::memcpy(xe.get() + (o + r) * D, x + (rows[size_t(r)] / k) * D, size_t(D) * sizeof(float));
+    // An expert that every token chose (each of decode's experts) reads x itself: a token picks an expert at most
+    // once, so its rows are all tokens in order. The jobs that read the same x share one quantization of it.
+    const float* xin = x;
+    if (ne < T) {
+      for (int64_t r = 0; r < ne; ++r)
+        std::memcpy(xe.get() + (o + r) * D, x + (rows[size_t(r)] / k) * D, size_t(D) * sizeof(float));
+      xin = xe.get() + o * D;
+    }
     const MlpWeights& ex = m.experts[size_t(e)];
-    jobs.push_back({ex.gate_proj, xe.get() + o * D, ne, g.get() + o * W});
-    jobs.push_back({ex.up_proj, xe.get() + o * D, ne, u.get() + o * W});
+    jobs.push_back({ex.gate_proj, xin, ne, g.get() + o * W});
+    jobs.push_back({ex.up_proj, xin, ne, u.get() + o * W});
   }
   if (m.has_shared) {
     jobs.push_back({m.shared_experts.gate_proj, x, T, gs.get()});
