@@ -482,11 +482,12 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
 // One zmm lane per row of a 16-row group: chunk i of a block (4 columns of 16 rows) goes into one vpdpbusd
 // against those 4 columns' activations broadcast to all lanes, so an int8 block of 16 rows costs 8 vpdpbusd
 // plus one conversion and one fused multiply-add per token, and in prefill the unpacked weights stay in
-// registers across a tile of up to kPT tokens.
+// registers across a tile of up to kPT tokens (micro_p_seq). One token (decode) goes through micro_p_one.
 constexpr int kPT = 8;
 template <DType DT, int T, int... I>
 void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0,
                  float* y, int64_t ldy, __mmask16 valid) {
+  static_assert(T >= 2);
   __m512 acc[T];
   ((acc[I] = _mm512_setzero_ps()), ...);
   const int64_t cols = xa.cols;
@@ -496,7 +497,7 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   ((x32[I] = reinterpret_cast<const int32_t*>(xa.q + (t0 + I) * cols)), ...);
   ((xs[I] = xa.s + (t0 + I) * nb), ...);
   if constexpr (DT == DType::Q4_0) ((xc[I] = xa.c + (t0 + I) * nb), ...);
-  const __m512i m4 = _mm512_set1_epi8(15), m4hi = _mm512_set1_epi8(char(0xf0));
+  const __m512i m4 = _mm512_set1_epi8(15);
   // Block b: its 16 scales at sc, its quants at qb (packed_block()).
   auto block = [&](int64_t b, const uint8_t* sc, const uint8_t* qb) {
     const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc)));
@@ -504,17 +505,14 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
     __m512i init = _mm512_setzero_si512();
     if constexpr (DT == DType::Q4_0) {
       for (int i = 0; i < 4; ++i) {
-        if (T == 1 && kTwoLevelPrefetch) prefetch_two_levels(qb + 64 * i);
         const __m512i v = _mm512_loadu_si512(qb + 64 * i);
         w[i] = _mm512_and_si512(v, m4);
-        // Decode keeps the high nibbles in place (16·q as u8) and shifts their integer sum once instead.
-        w[4 + i] = T == 1 ? _mm512_and_si512(v, m4hi) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        w[4 + i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
       }
     } else {
       const __m512i k80 = _mm512_set1_epi8(char(0x80));
       __m512i init2 = _mm512_setzero_si512();
       for (int i = 0; i < 8; ++i) {
-        if (T == 1 && kTwoLevelPrefetch) prefetch_two_levels(qb + 64 * i);
         w[i] = _mm512_loadu_si512(qb + 64 * i);
         __m512i& acc_i = i % 2 ? init2 : init;
         acc_i = _mm512_dpbusd_epi32(acc_i, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
@@ -522,20 +520,15 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
       init = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(init, init2));
     }
     auto token = [&](int t) {
-      // Two independent chains of 4 (one token has no other work to hide the latency of 8 dependent vpdpbusd),
-      // added at the end: integer sums, so the result is the same.
-      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init, isum2 = _mm512_setzero_si512();
+      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init;
       const int32_t* xb = x32[t] + b * 8;
       for (int i = 0; i < 8; ++i) {
-        __m512i& acc_i = T == 1 && (DT == DType::Q4_0 ? i >= 4 : i % 2) ? isum2 : isum;
         if constexpr (DT == DType::Q4_0) {
-          acc_i = _mm512_dpbusd_epi32(acc_i, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
+          isum = _mm512_dpbusd_epi32(isum, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
         } else {
-          acc_i = _mm512_dpbusd_epi32(acc_i, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
+          isum = _mm512_dpbusd_epi32(isum, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
         }
       }
-      if constexpr (T == 1)  // Q4_0: isum2 holds 16·Σ q_hi·x, a multiple of 16, so the shift is exact
-        isum = _mm512_add_epi32(isum, DT == DType::Q4_0 ? _mm512_srai_epi32(isum2, 4) : isum2);
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[t][b])), acc[t]);
     };
     (token(I), ...);
@@ -543,14 +536,6 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   constexpr int64_t kQuants = DT == DType::Q8_0 ? 512 : 256, kPair = 64 + 2 * kQuants;
   const uint8_t* p = grp;
   for (int64_t b = 0; b + 1 < nb; b += 2, p += kPair) {
-    if constexpr (T == 1) {  // decode streams the group once, front to back
-      const char* c = reinterpret_cast<const char*>(p);
-      if (kTwoLevelPrefetch) {
-        prefetch_two_levels(p);  // the scales' line (the quants' lines: in block())
-      } else {
-        for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(c + kPrefetchAmd + l, _MM_HINT_T0);
-      }
-    }
     block(b, p, p + 64);
     block(b + 1, p + 32, p + 64 + kQuants);
   }
@@ -558,9 +543,85 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   ((_mm512_mask_storeu_ps(y + I * ldy, valid, acc[I])), ...);
 }
 
+// One token over S row groups side by side (S = 1, or 2 for decode's two streams, see rows_p): a pair of blocks
+// of one group, then of the next, each group streamed front to back with every line prefetched ahead (into the
+// next row group at a group's end). Per block 8 vpdpbusd in two chains (one token has no other work to hide
+// their latency), added at the end: integer sums, so a group's result is the same for any S, and the same as
+// micro_p_seq's over a batch. Q4_0 keeps the high nibbles in place (16·q as u8) and shifts their sum once.
+template <DType DT, int S>
+void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t t, float* const* y,
+                 const __mmask16* valid) {
+  __m512 acc[S];
+  for (int g = 0; g < S; ++g) acc[g] = _mm512_setzero_ps();
+  const int32_t* x32 = reinterpret_cast<const int32_t*>(xa.q + t * xa.cols);
+  const float* xs = xa.s + t * nb;
+  const int32_t* xc = DT == DType::Q4_0 ? xa.c + t * nb : nullptr;
+  const __m512i m4 = _mm512_set1_epi8(15), m4hi = _mm512_set1_epi8(char(0xf0));
+  auto block = [&](__m512& acc_g, int64_t b, const uint8_t* sc, const uint8_t* qb) {
+    const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc)));
+    __m512i w[8];
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (DT == DType::Q4_0) {
+      for (int i = 0; i < 4; ++i) {
+        if (kTwoLevelPrefetch) prefetch_two_levels(qb + 64 * i);
+        const __m512i v = _mm512_loadu_si512(qb + 64 * i);
+        w[i] = _mm512_and_si512(v, m4);
+        w[4 + i] = _mm512_and_si512(v, m4hi);
+      }
+    } else {
+      const __m512i k80 = _mm512_set1_epi8(char(0x80));
+      __m512i init2 = _mm512_setzero_si512();
+      for (int i = 0; i < 8; ++i) {
+        if (kTwoLevelPrefetch) prefetch_two_levels(qb + 64 * i);
+        w[i] = _mm512_loadu_si512(qb + 64 * i);
+        __m512i& acc_i = i % 2 ? init2 : init;
+        acc_i = _mm512_dpbusd_epi32(acc_i, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
+      }
+      init = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(init, init2));
+    }
+    __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[b]) : init, isum2 = _mm512_setzero_si512();
+    const int32_t* xb = x32 + b * 8;
+    for (int i = 0; i < 8; ++i) {
+      __m512i& acc_i = (DT == DType::Q4_0 ? i >= 4 : i % 2) ? isum2 : isum;
+      if constexpr (DT == DType::Q4_0) {
+        acc_i = _mm512_dpbusd_epi32(acc_i, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
+      } else {
+        acc_i = _mm512_dpbusd_epi32(acc_i, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
+      }
+    }
+    // Q4_0: isum2 holds 16·Σ q_hi·x, a multiple of 16, so the shift is exact.
+    isum = _mm512_add_epi32(isum, DT == DType::Q4_0 ? _mm512_srai_epi32(isum2, 4) : isum2);
+    acc_g = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[b])), acc_g);
+  };
+  constexpr int64_t kQuants = DT == DType::Q8_0 ? 512 : 256, kPair = 64 + 2 * kQuants;
+  const uint8_t* p[S];
+  for (int g = 0; g < S; ++g) p[g] = grp[g];
+  for (int64_t b = 0; b + 1 < nb; b += 2) {
+    for (int g = 0; g < S; ++g) {
+      if (kTwoLevelPrefetch) {
+        prefetch_two_levels(p[g]);  // the scales' line (the quants' lines: in block())
+      } else {
+        const char* c = reinterpret_cast<const char*>(p[g]);
+        for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(c + kPrefetchAmd + l, _MM_HINT_T0);
+      }
+    }
+    for (int g = 0; g < S; ++g) block(acc[g], b, p[g], p[g] + 64);
+    for (int g = 0; g < S; ++g) block(acc[g], b + 1, p[g] + 32, p[g] + 64 + kQuants);
+    for (int g = 0; g < S; ++g) p[g] += kPair;
+  }
+  if (nb % 2)
+    for (int g = 0; g < S; ++g) block(acc[g], nb - 1, p[g], p[g] + 32);
+  for (int g = 0; g < S; ++g) _mm512_mask_storeu_ps(y[g], valid[g], acc[g]);
+}
+
 template <DType DT, int T>
 void micro_p(const uint8_t* grp, int64_t nb, const PActs& xa, int64_t t0, float* y, int64_t ldy, __mmask16 valid) {
-  micro_p_seq<DT, T>(std::make_integer_sequence<int, T>{}, grp, nb, xa, t0, y, ldy, valid);
+  if constexpr (T == 1) {
+    (void)ldy;
+    micro_p_one<DT, 1>(&grp, nb, xa, t0, &y, &valid);
+  } else {
+    micro_p_seq<DT, T>(std::make_integer_sequence<int, T>{}, grp, nb, xa, t0, y, ldy, valid);
+  }
 }
 
 using MicroP = void (*)(const uint8_t*, int64_t, const PActs&, int64_t, float*, int64_t, __mmask16);
@@ -579,9 +640,47 @@ MicroP pick_p(int t) {
   }
 }
 
+// Decode reads a thread's rows as two streams, its first and second half side by side, where that is faster
+// (kTwoStreams) and each half has kTwoStreamsMin bytes or more. On the AMX Xeon (2 threads, huge pages) plain
+// loads with the two-level prefetch read 34-35 GB/s from one forward stream per thread and 39-41 from two
+// streams 64 KiB or more apart (36.7 at 16 KiB); the Q4_0 gemvs went from 29-30 to 30-32 GB/s, Qwen-1.5B Q8_0 /
+// Q4_0 tg64 +1-7% and V2-Lite Q4_0 +2-3% (builds in turns). Not measured on AMD, which keeps one stream.
+const bool kTwoStreams = kTwoLevelPrefetch;
+constexpr int64_t kTwoStreamsMin = 32 << 10;
+
+template <DType DT>
+void rows_p_decode(const Weight& w, const PActs& xa, float* y, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQK, group_bytes = 16 * int64_t(w.row_bytes());
+  const int64_t n_groups = (r1 - r0 + 15) / 16;
+  const uint8_t* g0 = w.packed + (r0 / 16) * group_bytes;
+  auto valid = [&](int64_t r) { return __mmask16((1u << std::min<int64_t>(16, r1 - r)) - 1); };
+  if (!kTwoStreams || (n_groups / 2) * group_bytes < kTwoStreamsMin) {
+    for (int64_t i = 0; i < n_groups; ++i) {
+      const uint8_t* g = g0 + i * group_bytes;
+      float* yi = y + r0 + 16 * i;
+      const __mmask16 m = valid(r0 + 16 * i);
+      micro_p_one<DT, 1>(&g, nb, xa, 0, &yi, &m);
+    }
+    return;
+  }
+  const int64_t half = (n_groups + 1) / 2;  // groups [0, half) beside [half, n_groups); the first may have one more
+  for (int64_t i = 0; i < half; ++i) {
+    const int64_t ra = r0 + 16 * i, rb = r0 + 16 * (half + i);
+    const uint8_t* g[2] = {g0 + i * group_bytes, g0 + (half + i) * group_bytes};
+    float* yg[2] = {y + ra, y + rb};
+    const __mmask16 m[2] = {valid(ra), half + i < n_groups ? valid(rb) : __mmask16(0)};
+    if (half + i < n_groups) {
+      micro_p_one<DT, 2>(g, nb, xa, 0, yg, m);
+    } else {
+      micro_p_one<DT, 1>(g, nb, xa, 0, yg, m);
+    }
+  }
+}
+
 template <DType DT>
 void rows_p(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQK, group_bytes = 16 * int64_t(w.row_bytes());
+  if (n_tokens == 1) return rows_p_decode<DT>(w, xa, y, r0, r1);
   // Tokens per block: their activations (cols bytes each) stay in L2 while the thread's row groups pass.
   const int64_t tb = std::max<int64_t>(64, (256 << 10) / w.cols) / kPT * kPT;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {

@@ -326,11 +326,13 @@ const LinearOptions kAvx512{Simd::Avx512, true};
 
 // Packed rows (pack_rows16): the int8 kernels over the packed layout give exactly the scalar twin's numbers
 // (same blocks in the same order, one fused multiply-add each), for any row count (padded last group), token
-// count, thread count and 16-aligned row slice; unaligned slices fall back to the unpacked rows.
+// count, thread count and 16-aligned row slice; unaligned slices fall back to the unpacked rows. 130 and 280
+// rows of 1024 columns are long enough for decode's two streams per thread (where the CPU takes them), with an
+// odd and an even number of groups.
 TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
   ThreadPool pool(2);
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
-    for (int64_t rows : {1, 15, 16, 17, 33, 130}) {
+    for (int64_t rows : {1, 15, 16, 17, 33, 130, 280}) {
       for (int64_t cols : {32, 64, 96, 160, 1024}) {
         TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 5 + cols));
         if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512 VNNI";
