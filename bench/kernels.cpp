@@ -239,6 +239,7 @@ int main(int argc, char** argv) {
               threads, fma_peak, vnni_peak, amx_peak, int(linear_simd()));
   const DType all[] = {DType::F32,  DType::BF16, DType::F16,  DType::F8_E4M3, DType::Q8_0,
                        DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  ReadBandwidthProbe probe(pool);  // one buffer for every dtype's probe (a fresh one per probe slows what follows)
   for (const std::string& want : dtypes) {
     DType t = DType::F32;
     bool found = false;
@@ -248,7 +249,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "unknown dtype %s\n", want.c_str());
       return 1;
     }
-    const double bw = measure_read_bandwidth_gbs(pool);
+    const double bw = probe.measure();
     std::printf("-- %s | measured read bandwidth %.1f GB/s\n", lower(dtype_name(t)).c_str(), bw);
     if (!no_moe && 2048 % dtype_block(t) == 0) moe_decode(t, pool, reps, bw, unpacked);
     for (const Shape& sh : kShapes) {

@@ -8,6 +8,8 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+// GCC 12 false positives inside its intrinsic headers (_mm512_undefined_epi32 in _mm512_cvtepu8_epi32)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace dm::kern {
 namespace {

@@ -149,6 +149,18 @@ int64_t token_block(int64_t n_tokens, int64_t bytes_per_token) {
 // values are bit-identical to converting in registers).
 // Packed BF16 / F16 (pack_rows16): 16 columns of rows 2p (lo) and 2p+1 (hi) from one 64-byte line, as f32.
 template <DType DT>
+inline void unpack_value(__m512i v, __m512& lo, __m512& hi) {
+  if constexpr (DT == DType::BF16) {
+    lo = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    hi = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int(0xffff0000u))));
+  } else {
+    static_assert(DT == DType::F16);
+    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
+  }
+}
+
+template <DType DT>
 inline void unpack_line(const uint8_t* line, __m512& lo, __m512& hi) {
   if constexpr (DT == DType::BF16) {
     const __m512i v = _mm512_loadu_si512(line);
@@ -193,12 +205,19 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
 // Decode streams each row group once, prefetching every cache line ahead of its use. On AMD each pair of blocks'
 // lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
 // (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: each line 4 KiB ahead
-// into L2 (BF16 / F16: a step's lines at once) and 2 KiB ahead into L1 right before its load. On a Xeon with
+// into L2 and 2 KiB ahead into L1 right before its load (load_prefetched). On a Xeon with
 // AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD
 // scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads); 88-93% of the probe that also
 // prefetches each line as these kernels do (bandwidth.cpp). Other distances were no better.
 constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
 const bool kTwoLevelPrefetch = cpu_features().intel;
+// Decode reads a thread's rows as two streams, its first and second half side by side, where that is faster
+// (kTwoStreams) and each half has kTwoStreamsMin bytes or more. On the AMX Xeon (2 threads, huge pages) plain
+// loads with the two-level prefetch read 34-35 GB/s from one forward stream per thread and 39-41 from two
+// streams 64 KiB or more apart (36.7 at 16 KiB); the Q4_0 gemvs went from 29-30 to 30-32 GB/s, Qwen-1.5B Q8_0 /
+// Q4_0 tg64 +1-7% and V2-Lite Q4_0 +2-3% (builds in turns). Not measured on AMD, which keeps one stream.
+const bool kTwoStreams = kTwoLevelPrefetch;
+constexpr int64_t kTwoStreamsMin = 32 << 10;
 // The int8 groups take both levels' prefetches line by line, right before the line's load: spread so, rather
 // than a pair's 9 (Q4_0) / 17 (Q8_0) L2 requests issued at once, they gave Q8_0 decode +2-4% on the AMX Xeon
 // (bench_kernels' Qwen shapes 3 rounds in turns, 31.0-32.7 -> 31.9-34.3 GB/s; Qwen-1.5B Q8_0 tg128 18.43 / 18.77
@@ -208,47 +227,82 @@ inline void prefetch_two_levels(const uint8_t* line) {
   _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchL2, _MM_HINT_T1);
 }
 
-// Decode from packed BF16 / F16 rows: one group of 16 rows at a time, read front to back, one accumulator per
-// row over the columns in order (the same sums as micro_f, so batches and slices give the same bits). Prefetched
-// as the int8 groups are (see kTwoLevelPrefetch): on the AMX Xeon two levels took the BF16 gemvs from 76-81% to
-// 86-95% of the probe (1 and 2 threads).
-
-template <DType DT, int... P>
-void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* grp, const float* x, int64_t cols, float* y,
-                  int n_rows) {
-  __m512 lo[8], hi[8];
-  ((lo[P] = _mm512_setzero_ps(), hi[P] = _mm512_setzero_ps()), ...);
-  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
-  for (int64_t c = 0; c < cols; c += 16, grp += 512) {
-    const char* pf = reinterpret_cast<const char*>(grp);
-    if (kTwoLevelPrefetch) {
-      for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchL2 + l, _MM_HINT_T1);
-    } else {
-      for (int l = 0; l < 512; l += 64) _mm_prefetch(pf + kPrefetchAmd + l, _MM_HINT_T0);
-    }
-    const __m512 xv = _mm512_maskz_loadu_ps(c + 16 <= cols ? __mmask16(0xffff) : tail, x + c);
-    auto pair = [&](int p) {
-      if (kTwoLevelPrefetch) _mm_prefetch(pf + 64 * p + kPrefetchL1, _MM_HINT_T0);
-      __m512 a, b;
-      unpack_line<DT>(grp + 64 * p, a, b);
-      lo[p] = _mm512_fmadd_ps(a, xv, lo[p]);
-      hi[p] = _mm512_fmadd_ps(b, xv, hi[p]);
-    };
-    (pair(P), ...);
-  }
-  auto store = [&](int p) {
-    if (2 * p < n_rows) y[2 * p] = _mm512_reduce_add_ps(lo[p]);
-    if (2 * p + 1 < n_rows) y[2 * p + 1] = _mm512_reduce_add_ps(hi[p]);
-  };
-  (store(P), ...);
+// Intel decode: a line's load after its prefetches, in this order (T1 4 KiB ahead, T0 2 KiB ahead, the load), as
+// asm so that the compiler keeps it. On the AMX Xeon plain loads over two streams per thread read 39-40 GB/s so
+// and 37 in the order GCC had scheduled (T0 of both streams between their loads, then both T1); the Q4_0 gemvs
+// went from 33.5-34.1 to 34.1-34.8 GB/s, Qwen-1.5B Q4_0 / Q8_0 tg64 34.6 / 19.7 -> 36.8 / 21.1 tok/s, V2-Lite
+// Q4_0 21.4 -> 22.0 (builds in turns). The packed BF16 groups, which had taken a step's 8 lines into L2 at once,
+// with this and two streams: Qwen-1.5B BF16 tg32 9.9-10.1 -> 11.1-11.4 tok/s.
+inline __m512i load_prefetched(const uint8_t* line) {
+  __m512i v;
+  asm volatile("prefetcht1 %c2(%1)\n\tprefetcht0 %c3(%1)\n\tvmovdqu64 (%1), %0"
+               : "=v"(v)
+               : "r"(line), "i"(kPrefetchL2), "i"(kPrefetchL1), "m"(*reinterpret_cast<const uint8_t(*)[64]>(line)));
+  return v;
 }
 
+// Decode from packed BF16 / F16 rows: S groups of 16 rows at a time (S = 2: two streams, see kTwoStreams), each
+// read front to back, one accumulator per row over the columns in order (the same sums as micro_f, so batches
+// and slices give the same bits). Prefetched as the int8 groups are (see kTwoLevelPrefetch): on the AMX Xeon two
+// levels took the BF16 gemvs from 76-81% to 86-95% of the probe of that day (1 and 2 threads).
+
+template <DType DT, int S, int... P>
+void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, const float* x, int64_t cols,
+                  float* const* y, const int* n_rows) {
+  __m512 lo[S][8], hi[S][8];
+  for (int g = 0; g < S; ++g) ((lo[g][P] = _mm512_setzero_ps(), hi[g][P] = _mm512_setzero_ps()), ...);
+  const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
+  const uint8_t* q[S];
+  for (int g = 0; g < S; ++g) q[g] = grp[g];
+  for (int64_t c = 0; c < cols; c += 16) {
+    if (!kTwoLevelPrefetch)
+      for (int g = 0; g < S; ++g)
+        for (int l = 0; l < 512; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(q[g]) + kPrefetchAmd + l, _MM_HINT_T0);
+    const __m512 xv = _mm512_maskz_loadu_ps(c + 16 <= cols ? __mmask16(0xffff) : tail, x + c);
+    auto pair = [&](int g, int p) {
+      __m512 a, b;
+      if (kTwoLevelPrefetch) {
+        unpack_value<DT>(load_prefetched(q[g] + 64 * p), a, b);
+      } else {
+        unpack_line<DT>(q[g] + 64 * p, a, b);
+      }
+      lo[g][p] = _mm512_fmadd_ps(a, xv, lo[g][p]);
+      hi[g][p] = _mm512_fmadd_ps(b, xv, hi[g][p]);
+    };
+    for (int g = 0; g < S; ++g) {
+      (pair(g, P), ...);
+      q[g] += 512;
+    }
+  }
+  for (int g = 0; g < S; ++g) {
+    auto store = [&](int p) {
+      if (2 * p < n_rows[g]) y[g][2 * p] = _mm512_reduce_add_ps(lo[g][p]);
+      if (2 * p + 1 < n_rows[g]) y[g][2 * p + 1] = _mm512_reduce_add_ps(hi[g][p]);
+    };
+    (store(P), ...);
+  }
+}
+
+// As the int8 groups (rows_p_decode): two streams per thread on Intel, each half of the rows 32 KiB or more.
 template <DType DT>
 void rows_f_packed(const Weight& w, const float* x, float* y, int64_t r0, int64_t r1) {
-  const size_t gb = packed_group_bytes(w);
-  for (int64_t r = r0; r < r1; r += 16)
-    micro_fp_seq<DT>(std::make_integer_sequence<int, 8>{}, w.packed + size_t(r / 16) * gb, x, w.cols, y + r,
-                     int(std::min<int64_t>(16, r1 - r)));
+  const int64_t gb = int64_t(packed_group_bytes(w)), n_groups = (r1 - r0 + 15) / 16;
+  const uint8_t* g0 = w.packed + (r0 / 16) * gb;
+  auto rows_at = [&](int64_t i) { return int(std::min<int64_t>(16, r1 - r0 - 16 * i)); };
+  constexpr auto kSeq = std::make_integer_sequence<int, 8>{};
+  const int64_t half = kTwoStreams && (n_groups / 2) * gb >= kTwoStreamsMin ? (n_groups + 1) / 2 : n_groups;
+  for (int64_t i = 0; i < half; ++i) {
+    const int64_t j = half + i;  // the group beside group i, if there is one
+    const uint8_t* g[2] = {g0 + i * gb, g0 + j * gb};
+    float* yg[2] = {y + r0 + 16 * i, y + r0 + 16 * j};
+    const int n[2] = {rows_at(i), j < n_groups ? rows_at(j) : 0};
+    if (j < n_groups) {
+      micro_fp_seq<DT, 2>(kSeq, g, x, w.cols, yg, n);
+    } else {
+      micro_fp_seq<DT, 1>(kSeq, g, x, w.cols, yg, n);
+    }
+  }
 }
 
 template <DType DT>
@@ -543,19 +597,6 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   ((_mm512_mask_storeu_ps(y + I * ldy, valid, acc[I])), ...);
 }
 
-// Intel decode: a line's load after its prefetches, in this order (T1 4 KiB ahead, T0 2 KiB ahead, the load), as
-// asm so that the compiler keeps it. On the AMX Xeon plain loads over two streams per thread read 39-40 GB/s so
-// and 37 in the order GCC had scheduled (T0 of both streams between their loads, then both T1); the Q4_0 gemvs
-// went from 33.5-34.1 to 34.1-34.8 GB/s, Qwen-1.5B Q4_0 / Q8_0 tg64 34.6 / 19.7 -> 36.8 / 21.1 tok/s, V2-Lite
-// Q4_0 21.4 -> 22.0 (builds in turns).
-inline __m512i load_prefetched(const uint8_t* line) {
-  __m512i v;
-  asm volatile("prefetcht1 %c2(%1)\n\tprefetcht0 %c3(%1)\n\tvmovdqu64 (%1), %0"
-               : "=v"(v)
-               : "r"(line), "i"(kPrefetchL2), "i"(kPrefetchL1), "m"(*reinterpret_cast<const uint8_t(*)[64]>(line)));
-  return v;
-}
-
 // One token over S row groups side by side (S = 1, or 2 for decode's two streams, see rows_p): a pair of blocks
 // of one group, then of the next, each group streamed front to back with every line prefetched ahead (into the
 // next row group at a group's end). Per block 8 vpdpbusd in two chains (one token has no other work to hide
@@ -651,13 +692,6 @@ MicroP pick_p(int t) {
   }
 }
 
-// Decode reads a thread's rows as two streams, its first and second half side by side, where that is faster
-// (kTwoStreams) and each half has kTwoStreamsMin bytes or more. On the AMX Xeon (2 threads, huge pages) plain
-// loads with the two-level prefetch read 34-35 GB/s from one forward stream per thread and 39-41 from two
-// streams 64 KiB or more apart (36.7 at 16 KiB); the Q4_0 gemvs went from 29-30 to 30-32 GB/s, Qwen-1.5B Q8_0 /
-// Q4_0 tg64 +1-7% and V2-Lite Q4_0 +2-3% (builds in turns). Not measured on AMD, which keeps one stream.
-const bool kTwoStreams = kTwoLevelPrefetch;
-constexpr int64_t kTwoStreamsMin = 32 << 10;
 
 template <DType DT>
 void rows_p_decode(const Weight& w, const PActs& xa, float* y, int64_t r0, int64_t r1) {
