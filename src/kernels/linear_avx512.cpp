@@ -597,7 +597,7 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
   ((_mm512_mask_storeu_ps(y + I * ldy, valid, acc[I])), ...);
 }
 
-// One token over S row groups side by side (S = 1, or 2 for decode's two streams, see rows_p): a pair of blocks
+// One token over S row groups side by side (S = 1, or 2 for decode's two streams, rows_p_decode): a pair of blocks
 // of one group, then of the next, each group streamed front to back with every line prefetched ahead (into the
 // next row group at a group's end). Per block 8 vpdpbusd in two chains (one token has no other work to hide
 // their latency), added at the end: integer sums, so a group's result is the same for any S, and the same as
@@ -695,26 +695,17 @@ MicroP pick_p(int t) {
 
 template <DType DT>
 void rows_p_decode(const Weight& w, const PActs& xa, float* y, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQK, group_bytes = 16 * int64_t(w.row_bytes());
-  const int64_t n_groups = (r1 - r0 + 15) / 16;
-  const uint8_t* g0 = w.packed + (r0 / 16) * group_bytes;
-  auto valid = [&](int64_t r) { return __mmask16((1u << std::min<int64_t>(16, r1 - r)) - 1); };
-  if (!kTwoStreams || (n_groups / 2) * group_bytes < kTwoStreamsMin) {
-    for (int64_t i = 0; i < n_groups; ++i) {
-      const uint8_t* g = g0 + i * group_bytes;
-      float* yi = y + r0 + 16 * i;
-      const __mmask16 m = valid(r0 + 16 * i);
-      micro_p_one<DT, 1>(&g, nb, xa, 0, &yi, &m);
-    }
-    return;
-  }
-  const int64_t half = (n_groups + 1) / 2;  // groups [0, half) beside [half, n_groups); the first may have one more
+  const int64_t nb = w.cols / kQK, gb = 16 * int64_t(w.row_bytes()), n_groups = (r1 - r0 + 15) / 16;
+  const uint8_t* g0 = w.packed + (r0 / 16) * gb;
+  auto valid = [&](int64_t i) { return __mmask16((1u << std::min<int64_t>(16, r1 - r0 - 16 * i)) - 1); };
+  // Groups [0, half) beside [half, n_groups) (the first may have one more), or all in one stream.
+  const int64_t half = kTwoStreams && (n_groups / 2) * gb >= kTwoStreamsMin ? (n_groups + 1) / 2 : n_groups;
   for (int64_t i = 0; i < half; ++i) {
-    const int64_t ra = r0 + 16 * i, rb = r0 + 16 * (half + i);
-    const uint8_t* g[2] = {g0 + i * group_bytes, g0 + (half + i) * group_bytes};
-    float* yg[2] = {y + ra, y + rb};
-    const __mmask16 m[2] = {valid(ra), half + i < n_groups ? valid(rb) : __mmask16(0)};
-    if (half + i < n_groups) {
+    const int64_t j = half + i;  // the group beside group i, if there is one
+    const uint8_t* g[2] = {g0 + i * gb, g0 + j * gb};
+    float* yg[2] = {y + r0 + 16 * i, y + r0 + 16 * j};
+    const __mmask16 m[2] = {valid(i), j < n_groups ? valid(j) : __mmask16(0)};
+    if (j < n_groups) {
       micro_p_one<DT, 2>(g, nb, xa, 0, yg, m);
     } else {
       micro_p_one<DT, 1>(g, nb, xa, 0, yg, m);
