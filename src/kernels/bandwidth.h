@@ -12,9 +12,10 @@ namespace dm {
 size_t beyond_caches(size_t at_least);
 
 // STREAM-like read of a buffer of `bytes` (larger than the caches, on huge pages where the kernel grants them)
-// by all threads of the pool, each its own contiguous slice, in GB/s (1e9 bytes per second): the best of four
+// by all threads of the pool, each its own contiguous slice, in GB/s (1e9 bytes per second): the best of five
 // patterns (one sequential stream; 4 rows side by side with software prefetch; one and four streams with each
-// line prefetched 2 KiB ahead, as the decode kernels read), each the median of 5 passes.
+// line prefetched 2 KiB ahead; two streams with each line prefetched 4 KiB ahead into L2 and 2 KiB into L1, as
+// the decode kernels read on Intel), each the median of 5 passes.
 // bytes = 0: beyond_caches(1 GiB).
 // The buffer is mapped and faulted in once, by the constructor; measure() can then run as often as wanted.
 // note: probing often, keep one probe: on a VM guest, mapping and faulting in a fresh 1.5 GiB for each probe

@@ -331,12 +331,12 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   // there are many).
   std::vector<TokenChunk>& chunks = ws.chunks;
   chunks.clear();
+  int64_t act_values = 0;
   for (Plan& p : plans) {
     if (!p.converts_acts() || !p.owns_acts) continue;
     for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
+    act_values += p.job->n_tokens * p.job->w.cols;
   }
-  int64_t act_values = 0;
-  for (const TokenChunk& c : chunks) act_values += (c.t1 - c.t0) * c.plan->job->w.cols;
   if (nt > 1 && chunks.size() > 1 && act_values >= kParallelActValues) {
     std::atomic<size_t> next{0};
     pool->run_elastic([&](int) {

@@ -218,10 +218,16 @@ const bool kTwoLevelPrefetch = cpu_features().intel;
 // Q4_0 tg64 +1-7% and V2-Lite Q4_0 +2-3% (builds in turns). Not measured on AMD, which keeps one stream.
 const bool kTwoStreams = kTwoLevelPrefetch;
 constexpr int64_t kTwoStreamsMin = 32 << 10;
+// Decode of n_groups row groups of group_bytes each: groups [0, half) are read beside [half, n_groups) (the first
+// run may have one more), or half = n_groups, one stream.
+inline int64_t first_stream_groups(int64_t n_groups, int64_t group_bytes) {
+  return kTwoStreams && (n_groups / 2) * group_bytes >= kTwoStreamsMin ? (n_groups + 1) / 2 : n_groups;
+}
 // The int8 groups take both levels' prefetches line by line, right before the line's load: spread so, rather
 // than a pair's 9 (Q4_0) / 17 (Q8_0) L2 requests issued at once, they gave Q8_0 decode +2-4% on the AMX Xeon
 // (bench_kernels' Qwen shapes 3 rounds in turns, 31.0-32.7 -> 31.9-34.3 GB/s; Qwen-1.5B Q8_0 tg128 18.43 / 18.77
-// -> 19.07 / 19.19 tok/s) and Q4_0 the same as before (34.42 / 34.09 vs 34.11 / 34.21).
+// -> 19.07 / 19.19 tok/s) and Q4_0 the same as before (34.42 / 34.09 vs 34.11 / 34.21). The quants' lines now
+// take them through load_prefetched (below); this is for each pair's line of scales.
 inline void prefetch_two_levels(const uint8_t* line) {
   _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchL1, _MM_HINT_T0);
   _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchL2, _MM_HINT_T1);
@@ -284,14 +290,14 @@ void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, c
   }
 }
 
-// As the int8 groups (rows_p_decode): two streams per thread on Intel, each half of the rows 32 KiB or more.
+// As the int8 groups (rows_p_decode): two streams per thread where first_stream_groups splits the rows.
 template <DType DT>
 void rows_f_packed(const Weight& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t gb = int64_t(packed_group_bytes(w)), n_groups = (r1 - r0 + 15) / 16;
   const uint8_t* g0 = w.packed + (r0 / 16) * gb;
   auto rows_at = [&](int64_t i) { return int(std::min<int64_t>(16, r1 - r0 - 16 * i)); };
   constexpr auto kSeq = std::make_integer_sequence<int, 8>{};
-  const int64_t half = kTwoStreams && (n_groups / 2) * gb >= kTwoStreamsMin ? (n_groups + 1) / 2 : n_groups;
+  const int64_t half = first_stream_groups(n_groups, gb);
   for (int64_t i = 0; i < half; ++i) {
     const int64_t j = half + i;  // the group beside group i, if there is one
     const uint8_t* g[2] = {g0 + i * gb, g0 + j * gb};
@@ -698,8 +704,7 @@ void rows_p_decode(const Weight& w, const PActs& xa, float* y, int64_t r0, int64
   const int64_t nb = w.cols / kQK, gb = 16 * int64_t(w.row_bytes()), n_groups = (r1 - r0 + 15) / 16;
   const uint8_t* g0 = w.packed + (r0 / 16) * gb;
   auto valid = [&](int64_t i) { return __mmask16((1u << std::min<int64_t>(16, r1 - r0 - 16 * i)) - 1); };
-  // Groups [0, half) beside [half, n_groups) (the first may have one more), or all in one stream.
-  const int64_t half = kTwoStreams && (n_groups / 2) * gb >= kTwoStreamsMin ? (n_groups + 1) / 2 : n_groups;
+  const int64_t half = first_stream_groups(n_groups, gb);
   for (int64_t i = 0; i < half; ++i) {
     const int64_t j = half + i;  // the group beside group i, if there is one
     const uint8_t* g[2] = {g0 + i * gb, g0 + j * gb};
