@@ -368,6 +368,34 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
   }
 }
 
+// Decode of a thread share longer than its output buffer (run_decode_groups stages 64 groups per stream, then
+// copies them to y): 2100 rows are 132 groups on one thread, two streams of 66, the last group 4 rows. The int8
+// results equal the scalar twin's, the BF16 / F16 ones the weight's as stored, bit for bit, and no row outside
+// the weight is written.
+TEST(Linear, DecodeLongSharesStageTheirOutput) {
+  ThreadPool pool(2);
+  const int64_t rows = 2100;
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::BF16, DType::F16}) {
+    const int64_t cols = t == DType::Q8_0 || t == DType::Q4_0 ? 64 : 40;
+    TestWeight tw = make_weight(t, rows, cols, unsigned(cols + int(t)));
+    if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512 VNNI";
+    const PackedCopy pc = packed_copy(tw.w);
+    auto x = rand_x(cols, 21);
+    std::vector<float> want(static_cast<size_t>(rows));
+    if (t == DType::Q8_0 || t == DType::Q4_0) {
+      linear_ref_q8(tw.w, x.data(), 1, want.data());
+    } else {
+      linear(tw.w, x.data(), 1, want.data(), nullptr);
+    }
+    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      std::vector<float> y(size_t(rows) + 16, NAN);
+      linear(pc.w, x.data(), 1, y.data(), tp, kAvx512);
+      ASSERT_EQ(0, std::memcmp(y.data(), want.data(), want.size() * 4)) << dtype_name(t);
+      for (size_t i = size_t(rows); i < y.size(); ++i) ASSERT_TRUE(std::isnan(y[i])) << dtype_name(t) << " row " << i;
+    }
+  }
+}
+
 // Decode-sized calls (1-2 tokens over MiBs of packed weights, several jobs, rows not a multiple of 16): the
 // threads' ranges are cut into items that shrink towards their ends and are taken from both ends; every row is
 // computed once, by whichever thread, with the same bits as one thread alone, for 2 and 3 threads.
