@@ -235,11 +235,11 @@ inline void prefetch_two_levels(const uint8_t* line) {
 
 // Decode's results go to y through a small buffer, kStageGroups groups per stream, copied out as it fills: a
 // store that misses L1 in the middle of the weight streams held them up, one line of y per group (16 rows) was
-// ~10% of the time. On the AMX Xeon, a copy of the Q4_0 decode loop (2 threads, 746 MiB each) read 36.2-36.8
-// GB/s storing its results in place, 32.4-33.2 storing them to y as it went, 34.8-35.7 through a buffer of 64
-// groups (16 and 256: worse); the real kernel 35.1-35.3 -> 38.0-38.1 GB/s, Qwen-1.5B Q4_0 tg64 36.7-37.4 ->
-// 38.1-39.0 tok/s (37.1-37.3 with shares of 64 groups or fewer per stream storing in place). Not measured on
-// AMD, where the copy costs well under 1% of a group's time.
+// ~10% of the time. On the AMX Xeon, a copy of the Q4_0 decode loop (2 threads, 746 MiB each) read 36.2-36.4
+// GB/s keeping its results, 32.4-33.2 storing them to y as it went, 34.8-34.9 through a buffer of 64 groups (16,
+// 32, 256 and non-temporal stores: less); the real kernel 35.1-35.3 -> 38.0-38.1 GB/s, Qwen-1.5B Q4_0 tg64
+// 36.7-37.4 -> 38.1-39.0 tok/s (37.1-37.3 with shares of 64 groups or fewer per stream storing in place). Not
+// measured on AMD; the copy is well under 1% of a group's time. See docs/performance.md.
 constexpr int64_t kStageGroups = 64;
 
 // Runs a thread's n_groups row groups (16 rows each) as two streams, groups [0, half) beside [half, n_groups)
