@@ -243,8 +243,8 @@ inline void prefetch_two_levels(const uint8_t* line) {
 constexpr int64_t kStageGroups = 64;
 
 // Runs a thread's n_groups row groups (16 rows each) as two streams, groups [0, half) beside [half, n_groups)
-// (first_stream_groups): run(i, out, n) computes group i into out[0] and, if n[1] > 0, group half + i into
-// out[1], n[s] of each group's 16 values. rows: the rows of the groups (the last may have fewer than 16); y:
+// (first_stream_groups): run(i, out, two) computes all 16 values of group i into out[0] and, if two, of group
+// half + i into out[1]. rows: the rows of the groups (the last may have fewer than 16, only they reach y); y:
 // where the first goes.
 template <class Run>
 void run_decode_groups(int64_t n_groups, int64_t half, int64_t rows, float* y, Run run) {
@@ -258,8 +258,7 @@ void run_decode_groups(int64_t n_groups, int64_t half, int64_t rows, float* y, R
     const int64_t count = std::min(kStageGroups, half - i0);
     for (int64_t k = 0; k < count; ++k) {
       float* out[2] = {stage[0][k], stage[1][k]};
-      const int n[2] = {16, half + i0 + k < n_groups ? 16 : 0};
-      run(i0 + k, out, n);
+      run(i0 + k, out, half + i0 + k < n_groups);
     }
     flush(i0, stage[0], count);
     flush(half + i0, stage[1], std::max<int64_t>(0, std::min(count, n_groups - half - i0)));
@@ -287,7 +286,7 @@ inline __m512i load_prefetched(const uint8_t* line) {
 
 template <DType DT, int S, int... P>
 void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, const float* x, int64_t cols,
-                  float* const* y, const int* n_rows) {
+                  float* const* y) {
   __m512 lo[S][8], hi[S][8];
   for (int g = 0; g < S; ++g) ((lo[g][P] = _mm512_setzero_ps(), hi[g][P] = _mm512_setzero_ps()), ...);
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
@@ -316,8 +315,8 @@ void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, c
   }
   for (int g = 0; g < S; ++g) {
     auto store = [&](int p) {
-      if (2 * p < n_rows[g]) y[g][2 * p] = _mm512_reduce_add_ps(lo[g][p]);
-      if (2 * p + 1 < n_rows[g]) y[g][2 * p + 1] = _mm512_reduce_add_ps(hi[g][p]);
+      y[g][2 * p] = _mm512_reduce_add_ps(lo[g][p]);
+      y[g][2 * p + 1] = _mm512_reduce_add_ps(hi[g][p]);
     };
     (store(P), ...);
   }
@@ -330,12 +329,12 @@ void rows_f_packed(const Weight& w, const float* x, float* y, int64_t r0, int64_
   const uint8_t* g0 = w.packed + (r0 / 16) * gb;
   constexpr auto kSeq = std::make_integer_sequence<int, 8>{};
   const int64_t half = first_stream_groups(n_groups, gb);
-  run_decode_groups(n_groups, half, r1 - r0, y + r0, [&](int64_t i, float* const* out, const int* n) {
+  run_decode_groups(n_groups, half, r1 - r0, y + r0, [&](int64_t i, float* const* out, bool two) {
     const uint8_t* g[2] = {g0 + i * gb, g0 + (half + i) * gb};
-    if (n[1] > 0) {
-      micro_fp_seq<DT, 2>(kSeq, g, x, w.cols, out, n);
+    if (two) {
+      micro_fp_seq<DT, 2>(kSeq, g, x, w.cols, out);
     } else {
-      micro_fp_seq<DT, 1>(kSeq, g, x, w.cols, out, n);
+      micro_fp_seq<DT, 1>(kSeq, g, x, w.cols, out);
     }
   });
 }
@@ -733,10 +732,10 @@ void rows_p_decode(const Weight& w, const PActs& xa, float* y, int64_t r0, int64
   const int64_t nb = w.cols / kQK, gb = 16 * int64_t(w.row_bytes()), n_groups = (r1 - r0 + 15) / 16;
   const uint8_t* g0 = w.packed + (r0 / 16) * gb;
   const int64_t half = first_stream_groups(n_groups, gb);
-  run_decode_groups(n_groups, half, r1 - r0, y + r0, [&](int64_t i, float* const* out, const int* n) {
+  run_decode_groups(n_groups, half, r1 - r0, y + r0, [&](int64_t i, float* const* out, bool two) {
     const uint8_t* g[2] = {g0 + i * gb, g0 + (half + i) * gb};
-    const __mmask16 m[2] = {__mmask16((1u << n[0]) - 1), __mmask16((1u << n[1]) - 1)};
-    if (n[1] > 0) {
+    static constexpr __mmask16 m[2] = {0xffff, 0xffff};
+    if (two) {
       micro_p_one<DT, 2>(g, nb, xa, 0, out, m);
     } else {
       micro_p_one<DT, 1>(g, nb, xa, 0, out, m);
