@@ -171,6 +171,8 @@ int cmd_bench(int argc, char** argv) {
   const std::string isa = cpu_features().avx512f ? "avx512 f32 fma" : cpu_features().avx2 ? "avx2 f32 fma" : "none";
   const double peak = measure_fma_gflops(pool);  // 0 without AVX2 / AVX-512
   const double amx_peak = linear_simd() == Simd::Amx ? measure_amx_bf16_gflops(pool) : 0.0;  // 0: not in use
+  // vdpbf16ps: what BF16 prompt batches run on where there are no AMX tiles (0: not in use)
+  const double dp_peak = linear_simd() == Simd::Avx512 ? measure_dpbf16_gflops(pool) : 0.0;
 
   run_once(*model, kv, pool, 0, std::min<int64_t>(n_prompt, 16), std::min<int64_t>(n_gen, 2), 1, 0);  // warm-up
   fill_context(*model, kv, pool, depth, positions, batch);  // the tests never write below `depth`
@@ -232,6 +234,8 @@ int cmd_bench(int argc, char** argv) {
     j["prefill_int8_share"] = int8_peak > 0 ? prefill_gflops / int8_peak : 0.0;
     j["peak_amx_bf16_gflop_s"] = amx_peak;
     j["prefill_amx_share"] = amx_peak > 0 ? prefill_gflops / amx_peak : 0.0;
+    j["peak_bf16_dot_gflop_s"] = dp_peak;
+    j["prefill_bf16_dot_share"] = dp_peak > 0 ? prefill_gflops / dp_peak : 0.0;
     j["load_peak_rss_bytes"] = load_peak_rss;
     j["rss_after_runs_bytes"] = rss_after;
     j["kv_cache_bytes"] = kv.bytes();
@@ -246,9 +250,10 @@ int cmd_bench(int argc, char** argv) {
               human_bytes(double(info.weight_bytes)).c_str(), info.dtype_summary.c_str());
   std::printf("machine: %d threads%s | read bandwidth %.1f GB/s (%.1f - %.1f, probed before and after each decode "
               "run) | peak "
-              "%.0f GFLOP/s (%s) | int8 peak %.0f GOP/s%s\n",
+              "%.0f GFLOP/s (%s) | int8 peak %.0f GOP/s%s%s\n",
               pool.size(), pool.pinned() ? " (workers pinned)" : "", bw, sb.min, sb.max, peak, isa.c_str(), int8_peak,
-              amx_peak > 0 ? (" | AMX bf16 peak " + std::to_string(int(amx_peak)) + " GFLOP/s").c_str() : "");
+              amx_peak > 0 ? (" | AMX bf16 peak " + std::to_string(int(amx_peak)) + " GFLOP/s").c_str() : "",
+              dp_peak > 0 ? (" | bf16 dot peak " + std::to_string(int(dp_peak)) + " GFLOP/s").c_str() : "");
   std::printf("memory: peak RSS at load %s, RSS after the runs %s (weights %s + KV cache %s)\n",
               human_bytes(load_peak_rss).c_str(), human_bytes(rss_after).c_str(),
               human_bytes(double(info.weight_bytes)).c_str(), human_bytes(double(kv.bytes())).c_str());
@@ -261,6 +266,7 @@ int cmd_bench(int argc, char** argv) {
               sp.median, sp.min, sp.max, prefill_gflops, peak > 0 ? 100 * prefill_gflops / peak : 0.0,
               int8_peak > 0 ? 100 * prefill_gflops / int8_peak : 0.0);
   if (amx_peak > 0) std::printf(", %.1f%% of AMX bf16 peak", 100 * prefill_gflops / amx_peak);
+  if (dp_peak > 0) std::printf(", %.1f%% of bf16 dot peak", 100 * prefill_gflops / dp_peak);
   std::printf("\n");
   if (n_gen > 0) {
     std::snprintf(name, sizeof name, "tg%lld%s", (long long)n_gen, at.c_str());

@@ -140,6 +140,17 @@ __attribute__((target("avx512f,avx512vnni"))) int32_t vnni_loop(int64_t iters) {
   return int32_t(sum & 0x7fffffff);
 }
 
+__attribute__((target("avx512f,avx512bf16"))) int32_t dpbf16_loop(int64_t iters) {
+  __m512 a[12];
+  const __m512bh u = __m512bh(_mm512_set1_epi32(0x3c003c00)), v = __m512bh(_mm512_set1_epi32(0x3c003c00));
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
+  for (int64_t k = 0; k < iters; ++k)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], u, v);  // + 2 · 2^-14 a step: stays finite
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return int32_t(_mm512_reduce_add_ps(s)) & 0x7fffffff;
+}
+
 // Runs body(iters) on every thread, returns total operations per second / 1e9 (ops_per_iter per iteration).
 template <typename Body>
 double rate(ThreadPool& pool, double ops_per_iter, Body body) {
@@ -214,6 +225,11 @@ double measure_fma_gflops(ThreadPool& pool) {
 double measure_vnni_gops(ThreadPool& pool) {
   if (!cpu_features().avx512vnni) return 0;
   return rate(pool, 12 * 64 * 2, vnni_loop);
+}
+
+double measure_dpbf16_gflops(ThreadPool& pool) {
+  if (!cpu_features().avx512bf16) return 0;
+  return rate(pool, 12 * 32 * 2, dpbf16_loop);
 }
 
 double measure_amx_bf16_gflops(ThreadPool& pool) {

@@ -37,6 +37,8 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes = 0);  // one p
 double measure_fma_gflops(ThreadPool& pool);
 // Peak int8 multiply-add rate with AVX-512 VNNI vpdpbusd (GOP/s, 2 ops per multiply-add); 0 without VNNI.
 double measure_vnni_gops(ThreadPool& pool);
+// Peak bf16 dot-product rate with AVX512-BF16 vdpbf16ps (GFLOP/s, 2 flops per multiply-add); 0 without it.
+double measure_dpbf16_gflops(ThreadPool& pool);
 // Peak rate of AMX bf16 tile dot products (tdpbf16ps, GFLOP/s, 2 flops per multiply-add); 0 without AMX.
 double measure_amx_bf16_gflops(ThreadPool& pool);
 

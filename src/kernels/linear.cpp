@@ -87,7 +87,8 @@ struct Plan {
   Simd simd = Simd::Scalar;
   bool int8 = false;
   bool packed = false;  // int8 path over w.packed (kern::PActs activations)
-  bool amx = false;     // AMX tiles over w.packed (kern::BActs activations)
+  bool amx = false;     // bf16 dot products over w.packed (kern::BActs activations): AMX tiles, or
+  bool dpbf16 = false;  // with amx: vdpbf16ps on AVX512-BF16 where there are no tiles (BF16 weights, bf16_acts)
   int splits = 1;       // AMX: bf16 parts per activation
   bool converts_acts() const { return int8 || amx; }  // activations converted once per call (alloc_acts)
   uint8_t* q = nullptr;  // QActs / PActs storage (int8 path), in the call's workspace
@@ -117,6 +118,16 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
   p.splits = quantized ? 1 : 3;
   if (p.amx) {  // activations are allocated by alloc_acts() unless shared with another job
     p.scratch_bytes = kern::amx_scratch_bytes(cols);
+    return;
+  }
+  // Without tiles, a batch over packed BF16 weights that may round x to bf16 takes vdpbf16ps: 32 products per
+  // instruction where f32 FMA does 16.
+  p.dpbf16 = avx512 && cpu_features().avx512bf16 && w.packed && w.dtype == DType::BF16 && w.bf16_acts &&
+             n >= kAmxMinTokens;
+  if (p.dpbf16) {
+    p.amx = true;
+    p.splits = 1;
+    p.scratch_bytes = kern::dpbf16_scratch_bytes(cols);
     return;
   }
   p.int8 = avx512 && opt.quantize_activations && cpu_features().avx512vnni &&
@@ -198,6 +209,7 @@ void quantize_tokens(Plan& p, int64_t t0, int64_t t1) {
 
 void run_rows(const Plan& p, int64_t r0, int64_t r1, void* scratch) {
   const LinearJob& j = *p.job;
+  if (p.dpbf16) return kern::rows_dpbf16(j.w, p.xb, j.n_tokens, j.y, r0, r1, scratch);
   if (p.amx) return kern::rows_amx(j.w, p.xb, j.n_tokens, j.y, r0, r1, scratch);
   if (p.packed) return kern::rows_packed_avx512(j.w, p.xa, j.n_tokens, j.y, r0, r1);
   if (p.int8) return kern::rows_q8_avx512(j.w, p.xq, j.n_tokens, j.y, r0, r1, scratch);

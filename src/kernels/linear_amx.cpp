@@ -5,11 +5,15 @@
 // bf16. A panel is built once per row chunk and serves every token, so the conversion costs O(rows · cols) while
 // the products cost O(tokens · rows · cols); the panel and a block of the activations stay in L2.
 // Register blocking: 2 A tiles x 2 B tiles into 4 accumulator tiles (tmm0-3 C, tmm4-5 A, tmm6-7 B).
+// CPUs with AVX512-BF16 but no AMX (AMD Zen 4 and 5) run the same panels with vdpbf16ps (rows_dpbf16), for BF16
+// weights whose batches may round x to bf16 (Weight::bf16_acts): twice the f32 FMA rate.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
+#include "core/error.h"
 #include "kernels/linear_kernels.h"
 #include "kernels/quant.h"
 
@@ -298,7 +302,92 @@ void rows_amx_s(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, in
   _tile_release();
 }
 
+// AVX512-BF16 without AMX: the same panels and activations (one bf16 part), vdpbf16ps on zmm registers. Line l of
+// column tile k (16 rows x columns 32k + 2l, + 1) meets each token's pair of activations broadcast to every lane:
+// NG row groups x T tokens of f32 sums in registers, no reduction at the end. Per (token, row) the pairs go into
+// one lane in column order, whatever the tiling: batch and thread invariant.
+// at: token 0's row of its A tile (tokens 1.. follow 32 values apart, within one 16-token tile); b: group 0's
+// first B tile, group 1's next_group bytes on. Rows past n_r are not stored.
+template <int NG, int T, int... I>
+void micro_dp_seq(std::integer_sequence<int, I...>, const uint16_t* at, const uint8_t* b, int64_t n_k,
+                  int64_t next_group, float* y, int64_t ldy, int64_t n_r) {
+  __m512 acc[NG * T];
+  ((acc[I] = _mm512_setzero_ps()), ...);
+  for (int64_t k = 0; k < n_k; ++k, b += kTileBytes) {
+    const int32_t* xk = reinterpret_cast<const int32_t*>(at + k * 512);
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; ++l) {
+      __m512bh w[NG];
+      for (int g = 0; g < NG; ++g) w[g] = __m512bh(_mm512_load_si512(b + g * next_group + l * 64));
+      __m512bh x[T];
+      for (int t = 0; t < T; ++t) x[t] = __m512bh(_mm512_set1_epi32(xk[t * 16 + l]));
+      ((acc[I] = _mm512_dpbf16_ps(acc[I], w[I / T], x[I % T])), ...);
+    }
+  }
+  auto store = [&](int i) {
+    const int64_t n = std::clamp<int64_t>(n_r - 16 * (i / T), 0, 16);
+    _mm512_mask_storeu_ps(y + (i % T) * ldy + 16 * (i / T), __mmask16((1u << n) - 1), acc[i]);
+  };
+  (store(I), ...);
+}
+
+template <int NG, int T>
+void micro_dp(const uint16_t* at, const uint8_t* b, int64_t n_k, int64_t next_group, float* y, int64_t ldy,
+              int64_t n_r) {
+  micro_dp_seq<NG, T>(std::make_integer_sequence<int, NG * T>{}, at, b, n_k, next_group, y, ldy, n_r);
+}
+
+using MicroDp = void (*)(const uint16_t*, const uint8_t*, int64_t, int64_t, float*, int64_t, int64_t);
+
+constexpr int kDpTokens = 8;  // tokens per register tile
+
+template <int NG>
+MicroDp pick_dp(int64_t t) {
+  switch (t) {
+    case 1: return micro_dp<NG, 1>;
+    case 2: return micro_dp<NG, 2>;
+    case 3: return micro_dp<NG, 3>;
+    case 4: return micro_dp<NG, 4>;
+    case 5: return micro_dp<NG, 5>;
+    case 6: return micro_dp<NG, 6>;
+    case 7: return micro_dp<NG, 7>;
+    default: return micro_dp<NG, 8>;
+  }
+}
+
 }  // namespace
+
+int64_t dpbf16_panel_rows(int64_t cols) {
+  const int64_t kp = (cols + 31) / 32 * 32;
+  return std::clamp<int64_t>((384 << 10) / (kp * 2) / 32 * 32, 32, 256);
+}
+
+void rows_dpbf16(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                 void* scratch) {
+  DM_CHECK(xa.splits == 1, "rows_dpbf16: activations in ", xa.splits, " parts");
+  const int64_t n_k = xa.ld / 32, panel_rows = dpbf16_panel_rows(w.cols);
+  uint8_t* panel = static_cast<uint8_t*>(scratch);
+  // Tokens per block: their activations (256 KiB at most) stay in L2 beside the panel while its groups pass.
+  const int64_t tb = std::max<int64_t>(16, (256 << 10) / (xa.ld * 2) / 16 * 16);
+  for (int64_t r = r0; r < r1; r += panel_rows) {
+    const int64_t rp = std::min(r1, r + panel_rows);
+    const int n_groups = int((rp - r + 15) / 16);
+    build_panel(w, r, n_groups, n_k, panel);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
+      const int64_t t1 = std::min(n_tokens, t0 + tb);
+      for (int g = 0; g < n_groups; g += 2) {
+        const int64_t rg = r + 16 * g, n_r = rp - rg;
+        const uint8_t* b = panel + g * n_k * kTileBytes;
+        for (int64_t t = t0; t < t1; t += kDpTokens) {
+          const uint16_t* at = xa.x + t / 16 * 16 * xa.ld + t % 16 * 32;
+          const int64_t n_t = std::min<int64_t>(kDpTokens, t1 - t);
+          (n_r > 16 ? pick_dp<2>(n_t) : pick_dp<1>(n_t))(at, b, n_k, n_k * kTileBytes, y + t * w.rows + rg, w.rows,
+                                                          n_r);
+        }
+      }
+    }
+  }
+}
 
 void rows_amx(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1, void* scratch) {
   switch (xa.splits) {

@@ -356,7 +356,7 @@ std::unique_ptr<Model> load_deepseek(const JsonConfig& config, std::shared_ptr<c
       for (MlpWeights& e : L.moe.experts) mlp(e);
       if (L.moe.has_shared) mlp(L.moe.shared_experts);
     }
-    m->packed.pack(ws, weights->files());
+    m->packed.pack(ws, weights->files(), opts.bf16_activations);
   }
   return m;
 }

@@ -60,7 +60,7 @@ std::string describe_dtypes(const DenseWeights& w) {
 
 class LlamaModel : public Model {
  public:
-  LlamaModel(DenseConfig c, std::shared_ptr<const WeightStore> store, bool pack)
+  LlamaModel(DenseConfig c, std::shared_ptr<const WeightStore> store, bool pack, bool bf16_acts)
       : c_(std::move(c)), store_(std::move(store)), w_(bind_dense_weights(c_, *store_)), inv_freq_(rope_inv_freq(c_)) {
     if (pack) {
       std::vector<Weight*> ws{&w_.lm_head};
@@ -70,7 +70,7 @@ class LlamaModel : public Model {
         if (!L.is_moe) ffn(L.mlp);
         for (SwiGlu& e : L.moe.experts) ffn(e);
       }
-      packed_.pack(ws, store_->files());
+      packed_.pack(ws, store_->files(), bf16_acts);
     }
     info_.architecture = c_.architecture;
     info_.model_type = c_.model_type;
@@ -318,7 +318,7 @@ std::unique_ptr<Model> load_llama(const JsonConfig& config, std::shared_ptr<cons
                                   const LoadOptions& opts) {
   DenseConfig c = parse_dense_config(config);
   weights = quantize_linear_weights(std::move(weights), dense_tensor_specs(c), opts.quant);
-  return std::make_unique<LlamaModel>(std::move(c), std::move(weights), opts.pack);
+  return std::make_unique<LlamaModel>(std::move(c), std::move(weights), opts.pack, opts.bf16_activations);
 }
 
 }  // namespace dm

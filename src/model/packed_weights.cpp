@@ -55,7 +55,8 @@ bool copyable(const Weight& w, const std::vector<std::shared_ptr<MappedFile>>& f
 
 }  // namespace
 
-void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::shared_ptr<MappedFile>>& files) {
+void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::shared_ptr<MappedFile>>& files,
+                         bool bf16_acts) {
   DM_CHECK(!arena_.data(), "PackedWeights::pack called twice");
   // Distinct sources (by their rows' address) and where each goes in the arena.
   std::map<const void*, size_t> offset_of;
@@ -95,10 +96,12 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
   for (Weight* w : ws) {
     auto it = w->data ? offset_of.find(w->data) : offset_of.end();
     if (it == offset_of.end()) continue;
-    if (packable(*w))
+    if (packable(*w)) {
       w->packed = arena_.data() + it->second;
-    else
+      w->bf16_acts = bf16_acts && w->dtype == DType::BF16;
+    } else {
       w->data = arena_.data() + it->second;  // the copy replaces the released file pages
+    }
   }
 }
 

@@ -17,6 +17,22 @@
 namespace dm::test {
 
 inline const std::string kGolden = DM_TEST_DATA "/golden";
+// f32 activations everywhere (the goldens' fp32 compute): no bf16 rounding of prompt batches over BF16 weights.
+inline LoadOptions f32_activations() {
+  LoadOptions o;
+  o.bf16_activations = false;
+  return o;
+}
+// Positions whose largest logit is the same in a and b ([positions, V] each).
+inline int argmax_agree(const std::vector<float>& a, const std::vector<float>& b, int64_t V) {
+  int n = 0;
+  for (size_t p = 0; p + size_t(V) <= a.size() && p + size_t(V) <= b.size(); p += size_t(V)) {
+    const auto ia = std::max_element(a.begin() + long(p), a.begin() + long(p) + V) - a.begin();
+    const auto ib = std::max_element(b.begin() + long(p), b.begin() + long(p) + V) - b.begin();
+    n += ia == ib;
+  }
+  return n;
+}
 
 inline std::vector<float> read_f32(const std::string& path) {
   std::string b = read_file(path);
