@@ -55,6 +55,10 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--prefill", n_prefill, "mixed mode: number of tokens prefilled before decoding one at a time");
   app.add_option("-o,--out", out_path, "output file (raw float32)")->required();
   app.add_option("-t,--threads", threads, "worker threads (0: one per CPU this process may use)");
+  // A checkpoint is checked against references computed in fp32: f32 activations unless asked for the fast path.
+  load.bf16_activations = false;
+  app.add_flag("--bf16-activations", load.bf16_activations,
+               "BF16 weights: round prompt batches' activations to bf16 where that is faster, as run/serve/bench do");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
