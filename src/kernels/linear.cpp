@@ -88,7 +88,7 @@ struct Plan {
   bool int8 = false;
   bool packed = false;  // int8 path over w.packed (kern::PActs activations)
   bool amx = false;     // bf16 dot products over w.packed (kern::BActs activations): AMX tiles, or
-  bool dpbf16 = false;  // with amx: vdpbf16ps on AVX512-BF16 where there are no tiles (BF16 weights, bf16_acts)
+  bool dpbf16 = false;  // with amx: vdpbf16ps on AVX512-BF16 where there are no tiles (BF16/F16, bf16_acts)
   int splits = 1;       // AMX: bf16 parts per activation
   bool converts_acts() const { return int8 || amx; }  // activations converted once per call (alloc_acts)
   uint8_t* q = nullptr;  // QActs / PActs storage (int8 path), in the call's workspace
@@ -120,10 +120,10 @@ void make_plan(const LinearJob& j, const LinearOptions& opt, Plan& p) {
     p.scratch_bytes = kern::amx_scratch_bytes(cols);
     return;
   }
-  // Without tiles, a batch over packed BF16 weights that may round x to bf16 takes vdpbf16ps: 32 products per
-  // instruction where f32 FMA does 16.
-  p.dpbf16 = avx512 && cpu_features().avx512bf16 && w.packed && w.dtype == DType::BF16 && w.bf16_acts &&
-             n >= kAmxMinTokens;
+  // Without tiles, a batch over packed BF16 / F16 weights that may round x (and F16 weights) to bf16 takes
+  // vdpbf16ps: 32 products per instruction where f32 FMA does 16.
+  p.dpbf16 = avx512 && cpu_features().avx512bf16 && w.packed && (w.dtype == DType::BF16 || w.dtype == DType::F16) &&
+             w.bf16_acts && n >= kAmxMinTokens;
   if (p.dpbf16) {
     p.amx = true;
     p.splits = 1;

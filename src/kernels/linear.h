@@ -21,8 +21,9 @@ struct Weight {
   // Q8_0 / Q4_0 / BF16 / F16, optional: the same rows re-laid out by pack_rows16() for the AVX-512 kernels,
   // which then read this instead of data (data stays valid for everything else).
   const uint8_t* packed = nullptr;
-  // BF16 with packed rows: batches of kAmxMinTokens or more may round x to bf16 for the CPU's bf16 dot products
-  // (AVX512-BF16 without AMX; see linear()). Set at load (LoadOptions::bf16_activations); false: f32 activations.
+  // BF16 / F16 with packed rows: batches of kAmxMinTokens or more may round x (and F16 weights) to bf16 for the
+  // CPU's bf16 dot products (AVX512-BF16 without AMX; see linear()). Set at load (LoadOptions::bf16_activations);
+  // false: f32 activations against the weights as stored.
   bool bf16_acts = false;
 
   size_t row_bytes() const { return dtype_bytes(dtype, cols); }
@@ -59,9 +60,10 @@ struct LinearOptions {
 // Amx: a batch of kAmxMinTokens or more over packed Q8_0 / Q4_0 / BF16 / F16 weights runs on bf16 tiles, x and the
 // weights rounded to bf16 (quantized weights as bf16(q · d)), f32 sums: within bf16 rounding of linear_ref, and
 // batch- and thread-invariant among such batches, but not bit-identical to the same token in a smaller batch.
-// Avx512 on a CPU with AVX512-BF16: a batch of kAmxMinTokens or more over packed BF16 weights with bf16_acts set
-// rounds x to bf16 and sums exact bf16 products in f32 (vdpbf16ps): within bf16 rounding of x of linear_ref, and
-// invariant among such batches as the Amx path is. The Amx path keeps f32 activations for float weights.
+// Avx512 on a CPU with AVX512-BF16: a batch of kAmxMinTokens or more over packed BF16 / F16 weights with bf16_acts
+// set rounds x (and F16 weights) to bf16 and sums exact bf16 products in f32 (vdpbf16ps): within bf16 rounding of
+// linear_ref, and invariant among such batches as the Amx path is. The Amx path keeps f32 activations for float
+// weights.
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 void linear(const Weight& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool, const LinearOptions& opt);
 void linear_ref(const Weight& w, const float* x, int64_t n_tokens, float* y);

@@ -5,8 +5,8 @@
 // bf16. A panel is built once per row chunk and serves every token, so the conversion costs O(rows · cols) while
 // the products cost O(tokens · rows · cols); the panel and a block of the activations stay in L2.
 // Register blocking: 2 A tiles x 2 B tiles into 4 accumulator tiles (tmm0-3 C, tmm4-5 A, tmm6-7 B).
-// CPUs with AVX512-BF16 but no AMX (AMD Zen 4 and 5) run the same panels with vdpbf16ps (rows_dpbf16), for BF16
-// weights whose batches may round x to bf16 (Weight::bf16_acts): twice the f32 FMA rate.
+// CPUs with AVX512-BF16 but no AMX (AMD Zen 4 and 5) run the same panels with vdpbf16ps (rows_dpbf16), for BF16 /
+// F16 weights whose batches may round x to bf16 (Weight::bf16_acts): twice the f32 FMA rate.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -73,7 +73,7 @@ int64_t amx_panel_rows(int64_t cols);
 inline size_t amx_scratch_bytes(int64_t cols) {
   return size_t(amx_panel_rows(cols) / 16 * ((cols + 31) / 32) * 1024 + 1024);
 }
-// BF16 rows [r0, r1) from w.packed (r0 a multiple of 16) against BActs of one part, with AVX512-BF16 vdpbf16ps
+// BF16 / F16 rows [r0, r1) from w.packed (r0 a multiple of 16; F16 rounded to bf16) against BActs of one part, with AVX512-BF16 vdpbf16ps
 // where there are no AMX tiles: the same panels as rows_amx, products exact, f32 sums of the column pairs in order.
 // Per (token, row) the sum depends only on that token's and that row's values. scratch: dpbf16_scratch_bytes.
 void rows_dpbf16(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1, void* scratch);

@@ -516,8 +516,8 @@ TEST(Linear, AmxTilesMatchBf16Reference) {
   }
 }
 
-// vdpbf16ps over packed BF16 rows whose batches may round x to bf16 (Weight::bf16_acts, AVX512-BF16): each output
-// is the sum of the exact products of the weight and bf16(x), to f32 summation error, for odd row counts (padded
+// vdpbf16ps over packed BF16 / F16 rows whose batches may round x to bf16 (Weight::bf16_acts, AVX512-BF16): each
+// output is the sum of the exact products of bf16(weight) and bf16(x), to f32 summation error, for odd row counts (padded
 // last group), columns (a half column tile), token counts (a partial register tile, several token blocks) and
 // several panels; a token gives the same bits in any batch of kAmxMinTokens or more and on any thread count.
 // Below kAmxMinTokens tokens, and without the flag, the f32 kernels run (bit-identical to the weight as stored).
@@ -525,13 +525,16 @@ TEST(Linear, Dpbf16MatchesBf16Reference) {
   if (!cpu_features().avx512bf16 || linear_simd(kAvx512) != Simd::Avx512) GTEST_SKIP() << "no AVX512-BF16";
   auto bf = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
   ThreadPool pool(2);
+  for (DType dt : {DType::BF16, DType::F16})
   for (int64_t rows : {16, 17, 50, 300}) {
     for (int64_t cols : {16, 40, 96, 1000}) {
-      TestWeight tw = make_weight(DType::BF16, rows, cols, unsigned(rows * 5 + cols));
+      SCOPED_TRACE(dtype_name(dt));
+      TestWeight tw = make_weight(dt, rows, cols, unsigned(rows * 5 + cols));
       PackedCopy pc = packed_copy(tw.w);
       pc.w.bf16_acts = true;
       std::vector<float> w(size_t(rows * cols));
       dequantize_rows(tw.w, 0, rows, w.data());
+      for (float& v : w) v = bf(v);  // F16 weights go in as bf16 (BF16 ones already are)
       for (int64_t n : {kAmxMinTokens, int64_t(17), int64_t(45), int64_t(300)}) {
         auto x = rand_x(n * cols, unsigned(3 * n + cols));
         std::vector<float> y(size_t(n * rows), NAN), y1(size_t(n * rows), NAN);

@@ -69,9 +69,9 @@ struct LoadOptions {
   // Q8_0 / Q4_0 linear weights re-laid out for the int8 kernels at load (model/packed_weights.h); false keeps
   // every weight in the mapped file pages as stored.
   bool pack = true;
-  // Packed BF16 weights: prompt batches round activations to bf16 for the CPU's bf16 dot products where that is
-  // faster (AVX512-BF16 without AMX: twice the f32 rate; llama.cpp does the same for BF16), within bf16 rounding of
-  // x. false keeps f32 activations everywhere (exact products: the fp32-compute goldens).
+  // Packed BF16 / F16 weights: prompt batches round activations (and F16 weights) to bf16 for the CPU's bf16 dot
+  // products where that is faster (AVX512-BF16 without AMX: twice the f32 rate; llama.cpp rounds activations to
+  // the weights' type the same way). false keeps f32 activations everywhere (exact products: the fp32 goldens).
   bool bf16_activations = true;
 };
 

@@ -98,7 +98,7 @@ void PackedWeights::pack(const std::vector<Weight*>& ws, const std::vector<std::
     if (it == offset_of.end()) continue;
     if (packable(*w)) {
       w->packed = arena_.data() + it->second;
-      w->bf16_acts = bf16_acts && w->dtype == DType::BF16;
+      w->bf16_acts = bf16_acts && (w->dtype == DType::BF16 || w->dtype == DType::F16);
     } else {
       w->data = arena_.data() + it->second;  // the copy replaces the released file pages
     }

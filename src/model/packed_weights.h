@@ -23,7 +23,7 @@ class PackedWeights {
   // Packs every weight of `ws` that packable() accepts and sets its Weight::packed; copies float weights that
   // lie in one of `files` and points Weight::data at the copy (weights with the same rows are handled once).
   // Source rows in `files` have their whole pages released (madvise DONTNEED: they read back from the file if
-  // anything touches them again). bf16_acts: set Weight::bf16_acts on the packed BF16 weights
+  // anything touches them again). bf16_acts: set Weight::bf16_acts on the packed BF16 / F16 weights
   // (LoadOptions::bf16_activations). Throws dm::Error if memory runs out.
   void pack(const std::vector<Weight*>& ws, const std::vector<std::shared_ptr<MappedFile>>& files, bool bf16_acts);
   size_t bytes() const { return arena_.size(); }
