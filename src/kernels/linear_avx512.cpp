@@ -607,16 +607,19 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, int64_t n
       }
       init = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(init, init2));
     }
+    // Two chains of 4 vpdpbusd per token, added at the end (integer sums: the same bits as one chain).
     auto token = [&](int t) {
-      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init;
+      __m512i isum = DT == DType::Q4_0 ? _mm512_set1_epi32(xc[t][b]) : init, isum2 = _mm512_setzero_si512();
       const int32_t* xb = x32[t] + b * 8;
       for (int i = 0; i < 8; ++i) {
+        __m512i& acc_i = i % 2 ? isum2 : isum;
         if constexpr (DT == DType::Q4_0) {
-          isum = _mm512_dpbusd_epi32(isum, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
+          acc_i = _mm512_dpbusd_epi32(acc_i, w[i], _mm512_set1_epi32(xb[i]));  // u8 nibbles · s8 x
         } else {
-          isum = _mm512_dpbusd_epi32(isum, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
+          acc_i = _mm512_dpbusd_epi32(acc_i, _mm512_set1_epi32(xb[i]), w[i]);  // u8 x + 128 · s8 w
         }
       }
+      isum = _mm512_add_epi32(isum, isum2);
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[t][b])), acc[t]);
     };
     (token(I), ...);
