@@ -265,40 +265,47 @@ void convert_acts_bf16_amx(const float* x, int64_t cols, int splits, uint16_t* a
 
 namespace {
 
-template <int S>
-void rows_amx_s(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
-                void* scratch) {  configure_tiles();
-  const int64_t n_k = xa.ld / (32 * S), panel_rows = amx_panel_rows(w.cols);
-  uint8_t* panel = static_cast<uint8_t*>(scratch);
-  float* tmp = reinterpret_cast<float*>(panel + (panel_rows / 16) * n_k * kTileBytes);
-  // Tokens per block: their activations stay in L2 while the panel's row groups pass over them.
-  const int64_t tb = std::max<int64_t>(32, (512 << 10) / (xa.ld * 2) / 32 * 32);
+// Rows [r0, r1) a panel of panel_rows at a time (built into `panel`), tokens in blocks of tb (their activations
+// stay in L2 while the panel's groups pass over them), in each block the panel's groups two at a time over token
+// tiles of `tile` tokens: tile(b, t, n_t, rg, n_r) with b the first group's B tiles, t the tile's first token, rg
+// its first row, n_t / n_r the tokens and rows left from there.
+template <class Tile>
+void over_panels(const Weight& w, int64_t n_k, int64_t n_tokens, int64_t r0, int64_t r1, int64_t panel_rows,
+                 int64_t tb, int64_t tile_tokens, uint8_t* panel, Tile tile) {
   for (int64_t r = r0; r < r1; r += panel_rows) {
     const int64_t rp = std::min(r1, r + panel_rows);
     const int n_groups = int((rp - r + 15) / 16);
     build_panel(w, r, n_groups, n_k, panel);
     for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
       const int64_t t1 = std::min(n_tokens, t0 + tb);
-      for (int g = 0; g < n_groups; g += 2) {
-        const int64_t rg = r + 16 * g, n_r = rp - rg;
-        for (int64_t t = t0; t < t1; t += 32) {
-          const int64_t n_t = t1 - t;
-          const uint16_t* a = xa.x + t * xa.ld;  // t is a multiple of 16: its token tile
-          const uint8_t* b = panel + g * n_k * kTileBytes;
-          float* yt = y + t * w.rows + rg;
-          if (n_t > 16 && n_r > 16) {
-            micro_store<2, 2, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
-          } else if (n_t > 16) {
-            micro_store<2, 1, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
-          } else if (n_r > 16) {
-            micro_store<1, 2, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
-          } else {
-            micro_store<1, 1, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
-          }
-        }
-      }
+      for (int g = 0; g < n_groups; g += 2)
+        for (int64_t t = t0; t < t1; t += tile_tokens)
+          tile(panel + g * n_k * kTileBytes, t, t1 - t, r + 16 * g, rp - r - 16 * g);
     }
   }
+}
+
+template <int S>
+void rows_amx_s(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1,
+                void* scratch) {  configure_tiles();
+  const int64_t n_k = xa.ld / (32 * S), panel_rows = amx_panel_rows(w.cols);
+  uint8_t* panel = static_cast<uint8_t*>(scratch);
+  float* tmp = reinterpret_cast<float*>(panel + (panel_rows / 16) * n_k * kTileBytes);
+  const int64_t tb = std::max<int64_t>(32, (512 << 10) / (xa.ld * 2) / 32 * 32);
+  over_panels(w, n_k, n_tokens, r0, r1, panel_rows, tb, 32, panel,
+              [&](const uint8_t* b, int64_t t, int64_t n_t, int64_t rg, int64_t n_r) {
+                const uint16_t* a = xa.x + t * xa.ld;  // t is a multiple of 16: its token tile
+                float* yt = y + t * w.rows + rg;
+                if (n_t > 16 && n_r > 16) {
+                  micro_store<2, 2, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
+                } else if (n_t > 16) {
+                  micro_store<2, 1, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
+                } else if (n_r > 16) {
+                  micro_store<1, 2, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
+                } else {
+                  micro_store<1, 1, S>(a, xa.ld, b, n_k, yt, w.rows, n_t, n_r, tmp);
+                }
+              });
   _tile_release();
 }
 
@@ -367,26 +374,15 @@ void rows_dpbf16(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, i
   DM_CHECK(xa.splits == 1, "rows_dpbf16: activations in ", xa.splits, " parts");
   const int64_t n_k = xa.ld / 32, panel_rows = dpbf16_panel_rows(w.cols);
   uint8_t* panel = static_cast<uint8_t*>(scratch);
-  // Tokens per block: their activations (256 KiB at most) stay in L2 beside the panel while its groups pass.
+  // Tokens per block: their activations (256 KiB at most) stay in L2 beside the panel (1 MiB of L2 on Zen 4).
   const int64_t tb = std::max<int64_t>(16, (256 << 10) / (xa.ld * 2) / 16 * 16);
-  for (int64_t r = r0; r < r1; r += panel_rows) {
-    const int64_t rp = std::min(r1, r + panel_rows);
-    const int n_groups = int((rp - r + 15) / 16);
-    build_panel(w, r, n_groups, n_k, panel);
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
-      const int64_t t1 = std::min(n_tokens, t0 + tb);
-      for (int g = 0; g < n_groups; g += 2) {
-        const int64_t rg = r + 16 * g, n_r = rp - rg;
-        const uint8_t* b = panel + g * n_k * kTileBytes;
-        for (int64_t t = t0; t < t1; t += kDpTokens) {
-          const uint16_t* at = xa.x + t / 16 * 16 * xa.ld + t % 16 * 32;
-          const int64_t n_t = std::min<int64_t>(kDpTokens, t1 - t);
-          (n_r > 16 ? pick_dp<2>(n_t) : pick_dp<1>(n_t))(at, b, n_k, n_k * kTileBytes, y + t * w.rows + rg, w.rows,
-                                                          n_r);
-        }
-      }
-    }
-  }
+  over_panels(w, n_k, n_tokens, r0, r1, panel_rows, tb, kDpTokens, panel,
+              [&](const uint8_t* b, int64_t t, int64_t n_t, int64_t rg, int64_t n_r) {
+                const uint16_t* at = xa.x + t / 16 * 16 * xa.ld + t % 16 * 32;
+                n_t = std::min<int64_t>(kDpTokens, n_t);
+                (n_r > 16 ? pick_dp<2>(n_t) : pick_dp<1>(n_t))(at, b, n_k, n_k * kTileBytes, y + t * w.rows + rg,
+                                                                w.rows, n_r);
+              });
 }
 
 void rows_amx(const Weight& w, const BActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1, void* scratch) {
