@@ -209,8 +209,16 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
 // AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD
 // scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads); 88-93% of the probe that also
 // prefetches each line as these kernels do (bandwidth.cpp). Other distances were no better.
+// On the Zen 4 host (2026-12-07) Q8_0 is the exception: the whole model's decode read 46.7-48.7 GB/s with the
+// two-level scheme where AMD's read 38.0-41.4 in the host's high-bandwidth phase (probe 58-62 GB/s), 33.0-35.3
+// against 30.7-32.2 in its usual one (probe 35-40); Q4_0 and BF16 lost 10-25% with it in the high phase and
+// nothing gained in the usual one (`deepmoe bench -p 1 -n 32`, interleaved, 12 + 11 minutes).
 constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
 const bool kTwoLevelPrefetch = cpu_features().intel;
+template <DType DT>
+inline bool two_level_prefetch() {
+  return kTwoLevelPrefetch || DT == DType::Q8_0;
+}
 // Decode reads a thread's rows as two streams, its first and second half side by side, where that is faster
 // (kTwoStreams) and each half has kTwoStreamsMin bytes or more. On the AMX Xeon (2 threads, huge pages) plain
 // loads with the two-level prefetch read 34-35 GB/s from one forward stream per thread and 39-41 from two
@@ -654,7 +662,7 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
     __m512i init = _mm512_setzero_si512();
     if constexpr (DT == DType::Q4_0) {
       for (int i = 0; i < 4; ++i) {
-        const __m512i v = kTwoLevelPrefetch ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
+        const __m512i v = two_level_prefetch<DT>() ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
         w[i] = _mm512_and_si512(v, m4);
         w[4 + i] = _mm512_and_si512(v, m4hi);
       }
@@ -662,7 +670,7 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
       const __m512i k80 = _mm512_set1_epi8(char(0x80));
       __m512i init2 = _mm512_setzero_si512();
       for (int i = 0; i < 8; ++i) {
-        w[i] = kTwoLevelPrefetch ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
+        w[i] = two_level_prefetch<DT>() ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
         __m512i& acc_i = i % 2 ? init2 : init;
         acc_i = _mm512_dpbusd_epi32(acc_i, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
       }
@@ -687,7 +695,7 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
   for (int g = 0; g < S; ++g) p[g] = grp[g];
   for (int64_t b = 0; b + 1 < nb; b += 2) {
     for (int g = 0; g < S; ++g) {
-      if (kTwoLevelPrefetch) {
+      if (two_level_prefetch<DT>()) {
         prefetch_two_levels(p[g]);  // the scales' line (the quants' lines: in block())
       } else {
         const char* c = reinterpret_cast<const char*>(p[g]);
