@@ -58,7 +58,8 @@ int cmd_logits(int argc, char** argv) {
   // A checkpoint is checked against references computed in fp32: f32 activations unless asked for the fast path.
   load.bf16_activations = false;
   app.add_flag("--bf16-activations", load.bf16_activations,
-               "BF16 weights: round prompt batches' activations to bf16 where that is faster, as run/serve/bench do");
+               "BF16 / F16 weights: round prompt batches' activations to bf16 where that is faster, as run, serve "
+               "and bench do");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

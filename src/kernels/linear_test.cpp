@@ -517,57 +517,58 @@ TEST(Linear, AmxTilesMatchBf16Reference) {
 }
 
 // vdpbf16ps over packed BF16 / F16 rows whose batches may round x to bf16 (Weight::bf16_acts, AVX512-BF16): each
-// output is the sum of the exact products of bf16(weight) and bf16(x), to f32 summation error, for odd row counts (padded
-// last group), columns (a half column tile), token counts (a partial register tile, several token blocks) and
-// several panels; a token gives the same bits in any batch of kAmxMinTokens or more and on any thread count.
+// output is the sum of the exact products of bf16(weight) and bf16(x), to f32 summation error, for odd row counts
+// (padded last group), columns (a half column tile), token counts (a partial register tile, several token blocks)
+// and several panels; a token gives the same bits in any batch of kAmxMinTokens or more and on any thread count.
 // Below kAmxMinTokens tokens, and without the flag, the f32 kernels run (bit-identical to the weight as stored).
 TEST(Linear, Dpbf16MatchesBf16Reference) {
   if (!cpu_features().avx512bf16 || linear_simd(kAvx512) != Simd::Avx512) GTEST_SKIP() << "no AVX512-BF16";
   auto bf = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
   ThreadPool pool(2);
-  for (DType dt : {DType::BF16, DType::F16})
-  for (int64_t rows : {16, 17, 50, 300}) {
-    for (int64_t cols : {16, 40, 96, 1000}) {
-      SCOPED_TRACE(dtype_name(dt));
-      TestWeight tw = make_weight(dt, rows, cols, unsigned(rows * 5 + cols));
-      PackedCopy pc = packed_copy(tw.w);
-      pc.w.bf16_acts = true;
-      std::vector<float> w(size_t(rows * cols));
-      dequantize_rows(tw.w, 0, rows, w.data());
-      for (float& v : w) v = bf(v);  // F16 weights go in as bf16 (BF16 ones already are)
-      for (int64_t n : {kAmxMinTokens, int64_t(17), int64_t(45), int64_t(300)}) {
-        auto x = rand_x(n * cols, unsigned(3 * n + cols));
-        std::vector<float> y(size_t(n * rows), NAN), y1(size_t(n * rows), NAN);
-        linear(pc.w, x.data(), n, y.data(), &pool, kAvx512);
-        linear(pc.w, x.data(), n, y1.data(), nullptr, kAvx512);
-        ASSERT_EQ(0, std::memcmp(y.data(), y1.data(), y.size() * 4)) << rows << "x" << cols << " threads";
-        for (int64_t tok = 0; tok < n; ++tok)
-          for (int64_t r = 0; r < rows; ++r) {
-            double want = 0, mag = 0;
-            for (int64_t c = 0; c < cols; ++c) {
-              const double p = double(bf(x[size_t(tok * cols + c)])) * w[size_t(r * cols + c)];
-              want += p;
-              mag += std::fabs(p);
+  for (DType dt : {DType::BF16, DType::F16}) {
+    for (int64_t rows : {16, 17, 50, 300}) {
+      for (int64_t cols : {16, 40, 96, 1000}) {
+        SCOPED_TRACE(dtype_name(dt));
+        TestWeight tw = make_weight(dt, rows, cols, unsigned(rows * 5 + cols));
+        PackedCopy pc = packed_copy(tw.w);
+        pc.w.bf16_acts = true;
+        std::vector<float> w(size_t(rows * cols));
+        dequantize_rows(tw.w, 0, rows, w.data());
+        for (float& v : w) v = bf(v);  // F16 weights go in as bf16 (BF16 ones already are)
+        for (int64_t n : {kAmxMinTokens, int64_t(17), int64_t(45), int64_t(300)}) {
+          auto x = rand_x(n * cols, unsigned(3 * n + cols));
+          std::vector<float> y(size_t(n * rows), NAN), y1(size_t(n * rows), NAN);
+          linear(pc.w, x.data(), n, y.data(), &pool, kAvx512);
+          linear(pc.w, x.data(), n, y1.data(), nullptr, kAvx512);
+          ASSERT_EQ(0, std::memcmp(y.data(), y1.data(), y.size() * 4)) << rows << "x" << cols << " threads";
+          for (int64_t tok = 0; tok < n; ++tok)
+            for (int64_t r = 0; r < rows; ++r) {
+              double want = 0, mag = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                const double p = double(bf(x[size_t(tok * cols + c)])) * w[size_t(r * cols + c)];
+                want += p;
+                mag += std::fabs(p);
+              }
+              ASSERT_NEAR(y[size_t(tok * rows + r)], want, 2e-6 * mag + 1e-30)
+                  << rows << "x" << cols << " n " << n << " token " << tok << " row " << r;
             }
-            ASSERT_NEAR(y[size_t(tok * rows + r)], want, 2e-6 * mag + 1e-30)
-                << rows << "x" << cols << " n " << n << " token " << tok << " row " << r;
-          }
-        // The last token in a batch of exactly kAmxMinTokens (the others different) gives the same bits.
-        std::vector<float> xs = rand_x(kAmxMinTokens * cols, 99), ys(size_t(kAmxMinTokens * rows));
-        std::copy(x.end() - cols, x.end(), xs.end() - cols);
-        linear(pc.w, xs.data(), kAmxMinTokens, ys.data(), &pool, kAvx512);
-        ASSERT_EQ(0, std::memcmp(ys.data() + (kAmxMinTokens - 1) * rows, y.data() + (n - 1) * rows, size_t(rows) * 4))
-            << rows << "x" << cols << " batch invariance, n " << n;
-      }
-      // Smaller batches, and the same weight without the flag, run the f32 kernels: the bits of the rows as stored.
-      for (int64_t n : {int64_t(1), kAmxMinTokens - 1, kAmxMinTokens}) {
-        auto x = rand_x(n * cols, unsigned(n + cols));
-        std::vector<float> want(size_t(n * rows)), y(size_t(n * rows));
-        linear(tw.w, x.data(), n, want.data(), nullptr, kAvx512);
-        Weight exact = pc.w;
-        exact.bf16_acts = n == kAmxMinTokens ? false : true;
-        linear(exact, x.data(), n, y.data(), &pool, kAvx512);
-        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4)) << rows << "x" << cols << " f32 path, n " << n;
+          // The last token in a batch of exactly kAmxMinTokens (the others different) gives the same bits.
+          std::vector<float> xs = rand_x(kAmxMinTokens * cols, 99), ys(size_t(kAmxMinTokens * rows));
+          std::copy(x.end() - cols, x.end(), xs.end() - cols);
+          linear(pc.w, xs.data(), kAmxMinTokens, ys.data(), &pool, kAvx512);
+          ASSERT_EQ(0, std::memcmp(ys.data() + (kAmxMinTokens - 1) * rows, y.data() + (n - 1) * rows, size_t(rows) * 4))
+              << rows << "x" << cols << " batch invariance, n " << n;
+        }
+        // Smaller batches, and the same weight without the flag, run the f32 kernels: the bits of the rows as stored.
+        for (int64_t n : {int64_t(1), kAmxMinTokens - 1, kAmxMinTokens}) {
+          auto x = rand_x(n * cols, unsigned(n + cols));
+          std::vector<float> want(size_t(n * rows)), y(size_t(n * rows));
+          linear(tw.w, x.data(), n, want.data(), nullptr, kAvx512);
+          Weight exact = pc.w;
+          exact.bf16_acts = n != kAmxMinTokens;  // below 16 tokens with the flag, 16 without it
+          linear(exact, x.data(), n, y.data(), &pool, kAvx512);
+          ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * 4)) << rows << "x" << cols << " f32 path, n " << n;
+        }
       }
     }
   }
