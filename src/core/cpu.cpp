@@ -58,6 +58,11 @@ static CpuFeatures detect() {
   }
 #if defined(__x86_64__)
   f.intel = __builtin_cpu_is("intel");
+  unsigned a, b, c, d;
+  if (__get_cpuid(1, &a, &b, &c, &d)) {
+    f.family = (a >> 8) & 0xf;
+    if (f.family == 0xf) f.family += (a >> 20) & 0xff;
+  }
 #endif
   return f;
 }

@@ -12,6 +12,8 @@ struct CpuFeatures {
   // An Intel CPU: its cores stream memory best with prefetches on two cache levels, nearer ahead than AMD's
   // (linear_avx512.cpp).
   bool intel = false;
+  // The x86 display family (cpuid leaf 1): on AMD 0x19 is Zen 3 / Zen 4, 0x1A Zen 5. 0 where unknown.
+  unsigned family = 0;
 };
 
 // Size in bytes of the largest data cache (the L3 on current x86 parts, as the C library reads it from cpuid);

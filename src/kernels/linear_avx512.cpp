@@ -202,23 +202,32 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
   }
 }
 
-// Decode streams each row group once, prefetching every cache line ahead of its use. On AMD each pair of blocks'
-// lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster than with 2 KiB on 1 and on 2 threads
-// (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On Intel two levels: each line 4 KiB ahead
-// into L2 and 2 KiB ahead into L1 right before its load (load_prefetched). On a Xeon with
-// AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4 prefetched rows) with the AMD
-// scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads); 88-93% of the probe that also
-// prefetches each line as these kernels do (bandwidth.cpp). Other distances were no better.
-// On the Zen 4 host (2026-12-07) Q8_0 is the exception: the whole model's decode read 46.7-48.7 GB/s with the
-// two-level scheme where AMD's read 38.0-41.4 in the host's high-bandwidth phase (probe 58-62 GB/s), 33.0-35.3
-// against 30.7-32.2 in its usual one (probe 35-40); Q4_0 and BF16 lost 10-25% with it in the high phase and
-// nothing gained in the usual one (`deepmoe bench -p 1 -n 32`, interleaved, 12 + 11 minutes).
-constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
-const bool kTwoLevelPrefetch = cpu_features().intel;
-template <DType DT>
-inline bool two_level_prefetch() {
-  return kTwoLevelPrefetch || DT == DType::Q8_0;
+// Decode streams each row group once, prefetching every cache line ahead of its use except on Zen 4 (below). On
+// other AMD CPUs each pair of blocks' lines 4 KiB ahead into L1: on Zen 5 the expert-sized gemvs ran ~10% faster
+// than with 2 KiB on 1 and on 2 threads (bench_kernels, alternating builds; 8 KiB helps 1 thread, not 2). On
+// Intel two levels: each line 4 KiB ahead into L2 and 2 KiB ahead into L1 right before its load
+// (load_prefetched). On a Xeon with AMX the Q4_0 gemvs read 67-86% of the earlier probe (a plain stream and 4
+// prefetched rows) with the AMD scheme, 91-104% with one level at 2 KiB, 100-113% with two (1 and 2 threads);
+// 88-93% of the probe that also prefetches each line as these kernels do (bandwidth.cpp). Other distances were no
+// better.
+// Zen 4 (AMD family 0x19) streams best with no software prefetch at all: its hardware prefetchers alone kept up
+// with the probe where every scheme above held them back. On the Zen 4 host (2026-12-07), gemvs of 8960 x 1536
+// over 937 MB of copies, in turns with plain reads of the same memory (2 threads, medians): Q4_0 57.3 GB/s with
+// none against 51.1 (4 KiB ahead, one level), 50.0 (two levels), 50-54 (2 or 8 KiB ahead), 42-43 (into L2 only)
+// while the plain read gave 58.2 in the host's high-bandwidth phase, 32.9 against 31.5 / 32.8 in its usual one
+// (plain 32.6); BF16 46-48 against 39-42 high, 28-34 against 27-31 usual; Q8_0 55-62 against 50-53 (two levels)
+// high, the same in the usual phase. Whole models (`deepmoe bench -p 1 -n 32 -r 2`, builds in turns): V2-Lite
+// Q4_0 decode read 48-51 GB/s where it had read 37-41 (26.8-29.4 -> 34.6-36.9 tok/s), Qwen-1.5B Q4_0 49-53 where
+// 43-47, BF16 38-46 where 34-40, on one thread Qwen-1.5B Q4_0 30-31 where 24-27 and V2-Lite Q4_0 28 where 25-27.
+// The Q8_0 groups had taken the two-level scheme on AMD for a day: measured on Zen 4 only, now superseded there.
+enum class DecodePrefetch { kNone, kAhead, kTwoLevels };
+DecodePrefetch decode_prefetch() {
+  if (cpu_features().intel) return DecodePrefetch::kTwoLevels;
+  return cpu_features().family == 0x19 ? DecodePrefetch::kNone : DecodePrefetch::kAhead;
 }
+constexpr int64_t kPrefetchL1 = 2048, kPrefetchL2 = 4096, kPrefetchAmd = 4096;
+const DecodePrefetch kDecodePrefetch = decode_prefetch();
+const bool kTwoLevelPrefetch = kDecodePrefetch == DecodePrefetch::kTwoLevels;
 // Decode reads a thread's rows as two streams, its first and second half side by side, where that is faster
 // (kTwoStreams) and each half has kTwoStreamsMin bytes or more. On the AMX Xeon (2 threads, huge pages) plain
 // loads with the two-level prefetch read 34-35 GB/s from one forward stream per thread and 39-41 from two
@@ -301,7 +310,7 @@ void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, c
   const uint8_t* q[S];
   for (int g = 0; g < S; ++g) q[g] = grp[g];
   for (int64_t c = 0; c < cols; c += 16) {
-    if (!kTwoLevelPrefetch)
+    if (kDecodePrefetch == DecodePrefetch::kAhead)
       for (int g = 0; g < S; ++g)
         for (int l = 0; l < 512; l += 64)
           _mm_prefetch(reinterpret_cast<const char*>(q[g]) + kPrefetchAmd + l, _MM_HINT_T0);
@@ -672,7 +681,7 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
     __m512i init = _mm512_setzero_si512();
     if constexpr (DT == DType::Q4_0) {
       for (int i = 0; i < 4; ++i) {
-        const __m512i v = two_level_prefetch<DT>() ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
+        const __m512i v = kTwoLevelPrefetch ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
         w[i] = _mm512_and_si512(v, m4);
         w[4 + i] = _mm512_and_si512(v, m4hi);
       }
@@ -680,7 +689,7 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
       const __m512i k80 = _mm512_set1_epi8(char(0x80));
       __m512i init2 = _mm512_setzero_si512();
       for (int i = 0; i < 8; ++i) {
-        w[i] = two_level_prefetch<DT>() ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
+        w[i] = kTwoLevelPrefetch ? load_prefetched(qb + 64 * i) : _mm512_loadu_si512(qb + 64 * i);
         __m512i& acc_i = i % 2 ? init2 : init;
         acc_i = _mm512_dpbusd_epi32(acc_i, k80, w[i]);  // 128·Σw, cancelled below (x goes in as x + 128)
       }
@@ -705,9 +714,9 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
   for (int g = 0; g < S; ++g) p[g] = grp[g];
   for (int64_t b = 0; b + 1 < nb; b += 2) {
     for (int g = 0; g < S; ++g) {
-      if (two_level_prefetch<DT>()) {
+      if (kTwoLevelPrefetch) {
         prefetch_two_levels(p[g]);  // the scales' line (the quants' lines: in block())
-      } else {
+      } else if (kDecodePrefetch == DecodePrefetch::kAhead) {
         const char* c = reinterpret_cast<const char*>(p[g]);
         for (int64_t l = 0; l < kPair; l += 64) _mm_prefetch(c + kPrefetchAmd + l, _MM_HINT_T0);
       }
