@@ -30,7 +30,8 @@ struct Weight {
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(); }
   int64_t scale_cols() const { return (cols + 127) / 128; }
   // A view of rows [r0, r0+n): e.g. one head's slice of a projection. For F8_E4M3, r0 must be a multiple of 128.
-  // A packed weight keeps its packed rows when r0 is a multiple of 16 (else the slice reads data only).
+  // A packed weight keeps its packed rows when r0 is a multiple of 16 and its rows are one column panel
+  // (packed_panels), else the slice reads data only.
   Weight slice_rows(int64_t r0, int64_t n) const;
   size_t bytes() const { return size_t(rows) * row_bytes(); }
 };
@@ -107,6 +108,17 @@ inline PackedBlock packed_block(DType t, int64_t n_blocks, int64_t b) {
   if (b % 2) return {base + 32, base + 64 + qb};
   return {base, base + (b + 1 < n_blocks ? 64 : 32)};
 }
+// Long Q8_0 / Q4_0 rows go in column panels. Panel k is blocks [k·P, k·P + P_k) of the rows (P =
+// packed_panel_blocks(), even; the last panel's P_k may be smaller), and a group's piece of a panel is laid out as
+// a group of P_k-block rows above. The groups go in bands of kPanelBand (the last band may have fewer), each band
+// its groups' pieces of panel 0, group after group, then of panel 1, and so on. Decode reads a band panel by
+// panel: the activations of a panel stay in L1 while the band's groups pass, where a whole group (80 KB for 8960
+// Q4_0 columns) would push them out of L1 before the next, and the bands still make one forward stream. Shorter
+// rows are one panel: the layout above. A row slice of a weight of several panels reads data (slice_rows).
+constexpr int64_t kPanelBand = 4;
+int64_t packed_panel_blocks(const Weight& w);  // P: blocks per panel (w.cols / 32 when rows are one panel)
+int64_t packed_panels(const Weight& w);        // 1 unless w is a Q8_0 / Q4_0 weight of long rows
+size_t packed_piece(const Weight& w, int64_t g, int64_t k);  // byte offset of group g's piece of panel k
 // Packed BF16 / F16: groups of 16 rows as above, each [chunks of 16 columns][8 row pairs][64 bytes], the last
 // chunk padded with zeros. A BF16 line interleaves the pair's values (row 2p column c at halfword 2c, row 2p+1 at
 // 2c + 1), so one 512-bit load gives both rows' 16 columns as f32 with one shift or one mask; an F16 line is the
@@ -114,7 +126,7 @@ inline PackedBlock packed_block(DType t, int64_t n_blocks, int64_t b) {
 // True if w is Q8_0 / Q4_0 (AVX-512 VNNI) or BF16 / F16 (AVX-512) and this CPU has the kernels that read
 // packed rows.
 bool packable(const Weight& w);
-size_t packed_group_bytes(const Weight& w);  // bytes of one group of 16 rows
+size_t packed_group_bytes(const Weight& w);  // bytes of one group of 16 rows (all its panels)
 size_t packed_bytes(const Weight& w);        // ceil(rows / 16) · packed_group_bytes(w)
 // Writes w's rows in the packed layout to out (packed_bytes(w) bytes, 64-byte aligned).
 void pack_rows16(const Weight& w, uint8_t* out);

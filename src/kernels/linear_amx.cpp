@@ -57,13 +57,15 @@ inline void store_line(uint8_t* line, __m512 a, __m512 b) {
   _mm512_store_si512(line, interleave_halves(__m512i(_mm512_cvtne2ps_pbh(b, a))));
 }
 
-// B tile of block b of a packed Q8_0 / Q4_0 group: line k holds columns 2k, 2k+1 of the block for the 16 rows.
-// Chunk i of the packed block is 4 columns of the 16 rows (one int32 lane per row).
+// B tile of block b of group g of packed Q8_0 / Q4_0 rows: line k holds columns 2k, 2k+1 of the block for the
+// 16 rows. Chunk i of the packed block is 4 columns of the 16 rows (one int32 lane per row).
 template <DType DT>
-void b_tile_quant(const uint8_t* grp, int64_t nb, int64_t b, uint8_t* out) {
-  const PackedBlock pb = packed_block(DT, nb, b);
-  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + pb.scales)));
-  const uint8_t* q = grp + pb.quants;
+void b_tile_quant(const Weight& w, int64_t g, int64_t b, uint8_t* out) {
+  const int64_t per = packed_panel_blocks(w), k = b / per;
+  const uint8_t* piece = w.packed + packed_piece(w, g, k);
+  const PackedBlock pb = packed_block(DT, std::min(per, w.cols / kQK - k * per), b - k * per);
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(piece + pb.scales)));
+  const uint8_t* q = piece + pb.quants;
   auto weights = [&](__m512i v) { return _mm512_mul_ps(_mm512_cvtepi32_ps(v), d); };
   if constexpr (DT == DType::Q8_0) {
     for (int i = 0; i < 8; ++i) {
@@ -149,8 +151,8 @@ void build_panel(const Weight& w, int64_t r, int n_groups, int64_t n_k, uint8_t*
     for (int64_t k = 0; k < n_k; ++k) {
       uint8_t* out = panel + (g * n_k + k) * kTileBytes;
       switch (w.dtype) {
-        case DType::Q8_0: b_tile_quant<DType::Q8_0>(grp, w.cols / kQK, k, out); break;
-        case DType::Q4_0: b_tile_quant<DType::Q4_0>(grp, w.cols / kQK, k, out); break;
+        case DType::Q8_0: b_tile_quant<DType::Q8_0>(w, r / 16 + g, k, out); break;
+        case DType::Q4_0: b_tile_quant<DType::Q4_0>(w, r / 16 + g, k, out); break;
         case DType::BF16: b_tile_float<DType::BF16>(grp, (w.cols + 15) / 16, k, out); break;
         default: b_tile_float<DType::F16>(grp, (w.cols + 15) / 16, k, out); break;
       }

@@ -260,11 +260,14 @@ inline void prefetch_two_levels(const uint8_t* line) {
 constexpr int64_t kStageGroups = 64;
 
 // Runs a thread's n_groups row groups (16 rows each) as two streams, groups [0, half) beside [half, n_groups)
-// (first_stream_groups): run(i, out, two) computes all 16 values of group i into out[0] and, if two, of group
-// half + i into out[1]. rows: the rows of the groups (the last may have fewer than 16, only they reach y); y:
-// where the first goes.
+// (first_stream_groups): run(i, k, out, two) computes column panel k of group i into out[0] and, if two, of group
+// half + i into out[1], continuing from the sums there when k > 0. With n_panels > 1 (packed_panels, one stream)
+// the groups go band by band (bands of `band` groups, the first group `phase` groups into its band), each band
+// panel after panel. rows: the rows of the groups (the last may have fewer than 16, only they reach y); y: where
+// the first goes.
 template <class Run>
-void run_decode_groups(int64_t n_groups, int64_t half, int64_t rows, float* y, Run run) {
+void run_decode_groups(int64_t n_groups, int64_t half, int64_t rows, float* y, int64_t n_panels, int64_t phase,
+                       int64_t band, Run run) {
   auto rows_of = [&](int64_t g) { return g < n_groups ? int(std::min<int64_t>(16, rows - 16 * g)) : 0; };
   alignas(64) float stage[2][kStageGroups][16];
   auto flush = [&](int64_t g0, const float (*from)[16], int64_t count) {
@@ -273,9 +276,14 @@ void run_decode_groups(int64_t n_groups, int64_t half, int64_t rows, float* y, R
   };
   for (int64_t i0 = 0; i0 < half; i0 += kStageGroups) {
     const int64_t count = std::min(kStageGroups, half - i0);
-    for (int64_t k = 0; k < count; ++k) {
-      float* out[2] = {stage[0][k], stage[1][k]};
-      run(i0 + k, out, half + i0 + k < n_groups);
+    for (int64_t i = i0; i < i0 + count;) {
+      const int64_t e = std::min(i0 + count, ((i + phase) / band + 1) * band - phase);  // this band's end
+      for (int64_t k = 0; k < n_panels; ++k)
+        for (int64_t j = i; j < e; ++j) {
+          float* out[2] = {stage[0][j - i0], stage[1][j - i0]};
+          run(j, k, out, half + j < n_groups);
+        }
+      i = e;
     }
     flush(i0, stage[0], count);
     flush(half + i0, stage[1], std::max<int64_t>(0, std::min(count, n_groups - half - i0)));
@@ -346,7 +354,8 @@ void rows_f_packed(const Weight& w, const float* x, float* y, int64_t r0, int64_
   const uint8_t* g0 = w.packed + (r0 / 16) * gb;
   constexpr auto kSeq = std::make_integer_sequence<int, 8>{};
   const int64_t half = first_stream_groups(n_groups, gb);
-  run_decode_groups(n_groups, half, r1 - r0, y + r0, [&](int64_t i, float* const* out, bool two) {
+  run_decode_groups(n_groups, half, r1 - r0, y + r0, 1, 0, n_groups, [&](int64_t i, int64_t, float* const* out,
+                                                                           bool two) {
     const uint8_t* g[2] = {g0 + i * gb, g0 + (half + i) * gb};
     if (two) {
       micro_fp_seq<DT, 2>(kSeq, g, x, w.cols, out);
@@ -596,19 +605,25 @@ void rows_q(const Weight& w, const QActs& xq, int64_t n_tokens, float* y, int64_
 // 292-314 -> 344-359 GFLOP/s on one thread, 595-625 -> 644-687 on two (Q8_0 276-287 -> 311-323, 519-570 ->
 // 530-615); V2-Lite Q4_0 pp512 109.2-111.1 -> 116.7-118.9 tok/s, Qwen-1.5B Q8_0 / Q4_0 pp512 +1% (builds in turns).
 constexpr int kPT = 8;
+// grp: a group's piece of a column panel, nb blocks from block b0 of the rows on; the sums continue from y when
+// b0 > 0 (packed_panels).
 template <DType DT, int T, int... I>
 void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, const uint8_t* next, int64_t nb,
-                 const PActs& xa, int64_t t0, float* y, int64_t ldy, __mmask16 valid) {
+                 const PActs& xa, int64_t t0, int64_t b0, float* y, int64_t ldy, __mmask16 valid) {
   static_assert(T >= 2);
   __m512 acc[T];
-  ((acc[I] = _mm512_setzero_ps()), ...);
-  const int64_t cols = xa.cols;
+  if (b0 > 0) {
+    ((acc[I] = _mm512_maskz_loadu_ps(valid, y + I * ldy)), ...);
+  } else {
+    ((acc[I] = _mm512_setzero_ps()), ...);
+  }
+  const int64_t cols = xa.cols, row_blocks = cols / kQK;
   const int32_t* x32[T];
   const float* xs[T];
   const int32_t* xc[T];
-  ((x32[I] = reinterpret_cast<const int32_t*>(xa.q + (t0 + I) * cols)), ...);
-  ((xs[I] = xa.s + (t0 + I) * nb), ...);
-  if constexpr (DT == DType::Q4_0) ((xc[I] = xa.c + (t0 + I) * nb), ...);
+  ((x32[I] = reinterpret_cast<const int32_t*>(xa.q + (t0 + I) * cols + b0 * kQK)), ...);
+  ((xs[I] = xa.s + (t0 + I) * row_blocks + b0), ...);
+  if constexpr (DT == DType::Q4_0) ((xc[I] = xa.c + (t0 + I) * row_blocks + b0), ...);
   const __m512i m4 = _mm512_set1_epi8(15);
   // Block b: its 16 scales at sc, its quants at qb (packed_block()).
   auto block = [&](int64_t b, const uint8_t* sc, const uint8_t* qb) {
@@ -666,14 +681,16 @@ void micro_p_seq(std::integer_sequence<int, I...>, const uint8_t* grp, const uin
 // next row group at a group's end). Per block 8 vpdpbusd in two chains (one token has no other work to hide
 // their latency), added at the end: integer sums, so a group's result is the same for any S, and the same as
 // micro_p_seq's over a batch. Q4_0 keeps the high nibbles in place (16·q as u8) and shifts their sum once.
+// grp[g]: pieces of a column panel as in micro_p_seq (b0 > 0: the sums continue from y[g]).
 template <DType DT, int S>
-void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t t, float* const* y,
+void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t t, int64_t b0, float* const* y,
                  const __mmask16* valid) {
   __m512 acc[S];
-  for (int g = 0; g < S; ++g) acc[g] = _mm512_setzero_ps();
-  const int32_t* x32 = reinterpret_cast<const int32_t*>(xa.q + t * xa.cols);
-  const float* xs = xa.s + t * nb;
-  const int32_t* xc = DT == DType::Q4_0 ? xa.c + t * nb : nullptr;
+  for (int g = 0; g < S; ++g) acc[g] = b0 > 0 ? _mm512_maskz_loadu_ps(valid[g], y[g]) : _mm512_setzero_ps();
+  const int64_t row_blocks = xa.cols / kQK;
+  const int32_t* x32 = reinterpret_cast<const int32_t*>(xa.q + t * xa.cols + b0 * kQK);
+  const float* xs = xa.s + t * row_blocks + b0;
+  const int32_t* xc = DT == DType::Q4_0 ? xa.c + t * row_blocks + b0 : nullptr;
   const __m512i m4 = _mm512_set1_epi8(15), m4hi = _mm512_set1_epi8(char(0xf0));
   auto block = [&](__m512& acc_g, int64_t b, const uint8_t* sc, const uint8_t* qb) {
     const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc)));
@@ -731,18 +748,18 @@ void micro_p_one(const uint8_t* const* grp, int64_t nb, const PActs& xa, int64_t
 }
 
 template <DType DT, int T>
-void micro_p(const uint8_t* grp, const uint8_t* next, int64_t nb, const PActs& xa, int64_t t0, float* y,
-             int64_t ldy, __mmask16 valid) {
+void micro_p(const uint8_t* grp, const uint8_t* next, int64_t nb, const PActs& xa, int64_t t0, int64_t b0,
+             float* y, int64_t ldy, __mmask16 valid) {
   if constexpr (T == 1) {
     (void)next;
     (void)ldy;
-    micro_p_one<DT, 1>(&grp, nb, xa, t0, &y, &valid);
+    micro_p_one<DT, 1>(&grp, nb, xa, t0, b0, &y, &valid);
   } else {
-    micro_p_seq<DT, T>(std::make_integer_sequence<int, T>{}, grp, next, nb, xa, t0, y, ldy, valid);
+    micro_p_seq<DT, T>(std::make_integer_sequence<int, T>{}, grp, next, nb, xa, t0, b0, y, ldy, valid);
   }
 }
 
-using MicroP = void (*)(const uint8_t*, const uint8_t*, int64_t, const PActs&, int64_t, float*, int64_t,
+using MicroP = void (*)(const uint8_t*, const uint8_t*, int64_t, const PActs&, int64_t, int64_t, float*, int64_t,
                         __mmask16);
 
 template <DType DT>
@@ -760,40 +777,56 @@ MicroP pick_p(int t) {
 }
 
 
+// The column panels of packed rows (packed_panels): panel k's first block and block count.
+struct Panels {
+  int64_t n, per, blocks;  // panels, blocks per panel, blocks per row
+  int64_t first(int64_t k) const { return k * per; }
+  int64_t size(int64_t k) const { return std::min(per, blocks - k * per); }
+};
+inline Panels panels_of(const Weight& w) { return {packed_panels(w), packed_panel_blocks(w), w.cols / kQK}; }
+
+// Rows of several column panels are one stream per thread (their bands are, see linear.h); others may take two.
 template <DType DT>
 void rows_p_decode(const Weight& w, const PActs& xa, float* y, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQK, gb = 16 * int64_t(w.row_bytes()), n_groups = (r1 - r0 + 15) / 16;
-  const uint8_t* g0 = w.packed + (r0 / 16) * gb;
-  const int64_t half = first_stream_groups(n_groups, gb);
-  run_decode_groups(n_groups, half, r1 - r0, y + r0, [&](int64_t i, float* const* out, bool two) {
-    const uint8_t* g[2] = {g0 + i * gb, g0 + (half + i) * gb};
+  const Panels pn = panels_of(w);
+  const int64_t n_groups = (r1 - r0 + 15) / 16, g0 = r0 / 16;
+  const int64_t half = pn.n > 1 ? n_groups : first_stream_groups(n_groups, 16 * int64_t(w.row_bytes()));
+  run_decode_groups(n_groups, half, r1 - r0, y + r0, pn.n, g0 % kPanelBand, kPanelBand,
+                    [&](int64_t i, int64_t k, float* const* out, bool two) {
+    const uint8_t* g[2] = {w.packed + packed_piece(w, g0 + i, k),
+                           two ? w.packed + packed_piece(w, g0 + half + i, k) : nullptr};
     static constexpr __mmask16 m[2] = {0xffff, 0xffff};
     if (two) {
-      micro_p_one<DT, 2>(g, nb, xa, 0, out, m);
+      micro_p_one<DT, 2>(g, pn.size(k), xa, 0, pn.first(k), out, m);
     } else {
-      micro_p_one<DT, 1>(g, nb, xa, 0, out, m);
+      micro_p_one<DT, 1>(g, pn.size(k), xa, 0, pn.first(k), out, m);
     }
   });
 }
 
 template <DType DT>
 void rows_p(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQK, group_bytes = 16 * int64_t(w.row_bytes());
   if (n_tokens == 1) return rows_p_decode<DT>(w, xa, y, r0, r1);
+  const Panels pn = panels_of(w);
   // Tokens per block: their activations (cols bytes each) stay in L2 while the thread's row groups pass.
   const int64_t tb = std::max<int64_t>(64, (256 << 10) / w.cols) / kPT * kPT;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
     const int64_t t1 = std::min(n_tokens, t0 + tb);
     for (int64_t r = r0; r < r1; r += 16) {
       const __mmask16 valid = __mmask16((1u << std::min<int64_t>(16, r1 - r)) - 1);
-      const uint8_t* grp = w.packed + (r / 16) * group_bytes;
-      // The group the thread reads next: the next one here, or the first again for the next token block.
-      const uint8_t* next = r + 16 < r1     ? grp + group_bytes
-                            : t1 < n_tokens ? w.packed + (r0 / 16) * group_bytes
-                                            : nullptr;
-      for (int64_t t = t0; t < t1; t += kPT) {
-        const int tt = int(std::min<int64_t>(kPT, t1 - t));
-        pick_p<DT>(tt)(grp, t == t0 ? next : nullptr, nb, xa, t, y + t * w.rows + r, w.rows, valid);
+      for (int64_t k = 0; k < pn.n; ++k) {
+        const uint8_t* grp = w.packed + packed_piece(w, r / 16, k);
+        // The piece the thread reads next: this group's next panel, the next group's first, or the first again
+        // for the next token block.
+        const uint8_t* next = k + 1 < pn.n     ? w.packed + packed_piece(w, r / 16, k + 1)
+                              : r + 16 < r1    ? w.packed + packed_piece(w, r / 16 + 1, 0)
+                              : t1 < n_tokens ? w.packed + packed_piece(w, r0 / 16, 0)
+                                              : nullptr;
+        for (int64_t t = t0; t < t1; t += kPT) {
+          const int tt = int(std::min<int64_t>(kPT, t1 - t));
+          pick_p<DT>(tt)(grp, t == t0 ? next : nullptr, pn.size(k), xa, t, pn.first(k), y + t * w.rows + r, w.rows,
+                         valid);
+        }
       }
     }
   }

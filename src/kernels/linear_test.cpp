@@ -4,6 +4,7 @@
 // against a bf16-rounded reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -327,18 +328,25 @@ const LinearOptions kAvx512{Simd::Avx512, true};
 
 // Packed rows (pack_rows16): the int8 kernels over the packed layout give exactly the scalar twin's numbers
 // (same blocks in the same order, one fused multiply-add each), for any row count (padded last group), token
-// count, thread count and 16-aligned row slice; unaligned slices fall back to the unpacked rows. 130 and 280
-// rows of 1024 columns are long enough for decode's two streams per thread (where the CPU takes them), with an
-// odd and an even number of groups.
+// count, thread count and 16-aligned row slice; unaligned slices, and slices of rows in several column panels,
+// fall back to the unpacked rows. 130 and 280 rows of 1024 columns are long enough for decode's two streams per
+// thread (where the CPU takes them), with an odd and an even number of groups; 1600 (Q8_0) and 3104 / 4448
+// (Q4_0) columns go in 2-3 column panels, the last one an odd number of blocks.
 TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
   ThreadPool pool(2);
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const std::vector<int64_t> long_cols = t == DType::Q8_0 ? std::vector<int64_t>{1600}
+                                                              : std::vector<int64_t>{3104, 4448};
     for (int64_t rows : {1, 15, 16, 17, 33, 130, 280}) {
-      for (int64_t cols : {32, 64, 96, 160, 1024}) {
+      std::vector<int64_t> all_cols = {32, 64, 96, 160, 1024};
+      all_cols.insert(all_cols.end(), long_cols.begin(), long_cols.end());
+      for (int64_t cols : all_cols) {
         TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 5 + cols));
         if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512 VNNI";
         const PackedCopy pc = packed_copy(tw.w);
         const Weight& pw = pc.w;
+        const bool several = std::find(long_cols.begin(), long_cols.end(), cols) != long_cols.end();
+        ASSERT_EQ(packed_panels(pw) > 1, several) << dtype_name(t) << " " << cols << " columns";
         for (int64_t n : kTokens) {
           auto x = rand_x(n * cols, unsigned(7 * n + cols));
           std::vector<float> twin(size_t(n * rows)), y(size_t(n * rows));
@@ -353,7 +361,7 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
         if (rows < 17) continue;
         for (int64_t r0 : {int64_t(16), int64_t(5)}) {
           const Weight s = pw.slice_rows(r0, rows - r0);
-          EXPECT_EQ(s.packed != nullptr, r0 % 16 == 0);
+          EXPECT_EQ(s.packed != nullptr, r0 % 16 == 0 && !several);
           auto x = rand_x(3 * cols, 11);
           std::vector<float> twin(size_t(3 * s.rows)), y(size_t(3 * s.rows));
           linear_ref_q8(tw.w.slice_rows(r0, rows - r0), x.data(), 3, twin.data());
@@ -372,15 +380,18 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
 // Decode of a thread share longer than its output buffer (run_decode_groups stages 64 groups per stream, then
 // copies them to y): 2100 rows are 132 groups on one thread, two streams of 66, the last group 4 rows. The int8
 // results equal the scalar twin's, the BF16 / F16 ones the weight's as stored, bit for bit, and no row outside
-// the weight is written.
+// the weight is written. The int8 weights also with rows long enough for two column panels (band by band, the
+// last band of one group).
 TEST(Linear, DecodeLongSharesStageTheirOutput) {
   ThreadPool pool(2);
   const int64_t rows = 2100;
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::BF16, DType::F16}) {
-    const int64_t cols = t == DType::Q8_0 || t == DType::Q4_0 ? 64 : 40;
+  const std::pair<DType, int64_t> cases[] = {{DType::Q8_0, 64},   {DType::Q4_0, 64},   {DType::BF16, 40},
+                                             {DType::F16, 40},    {DType::Q8_0, 1600}, {DType::Q4_0, 3200}};
+  for (const auto& [t, cols] : cases) {
     TestWeight tw = make_weight(t, rows, cols, unsigned(cols + int(t)));
     if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512 VNNI";
     const PackedCopy pc = packed_copy(tw.w);
+    ASSERT_EQ(packed_panels(pc.w) > 1, cols >= 1600) << dtype_name(t);
     auto x = rand_x(cols, 21);
     std::vector<float> want(static_cast<size_t>(rows));
     if (t == DType::Q8_0 || t == DType::Q4_0) {
@@ -402,24 +413,26 @@ TEST(Linear, DecodeLongSharesStageTheirOutput) {
 // computed once, by whichever thread, with the same bits as one thread alone, for 2 and 3 threads.
 TEST(Linear, DecodeItemsCoverEveryRowOnce) {
   TestWeight a = make_weight(DType::Q4_0, 4099, 512, 1), b = make_weight(DType::Q8_0, 1000, 1024, 2),
-             c = make_weight(DType::Q4_0, 17, 256, 3);
+             c = make_weight(DType::Q4_0, 17, 256, 3), d = make_weight(DType::Q4_0, 333, 3200, 4);
   if (!packable(a.w)) GTEST_SKIP() << "no AVX-512 VNNI";
-  const PackedCopy pa = packed_copy(a.w), pb = packed_copy(b.w), pc = packed_copy(c.w);
+  const PackedCopy pa = packed_copy(a.w), pb = packed_copy(b.w), pc = packed_copy(c.w), pd = packed_copy(d.w);
+  ASSERT_GT(packed_panels(pd.w), 1);  // items of whole bands
   ThreadPool pool2(2), pool3(3);
   for (int64_t n : {1, 2}) {
-    auto xa = rand_x(n * 512, 4), xb = rand_x(n * 1024, 5), xc = rand_x(n * 256, 6);
-    std::vector<float> want[3] = {std::vector<float>(size_t(n * 4099)), std::vector<float>(size_t(n * 1000)),
-                                  std::vector<float>(size_t(n * 17))};
+    auto xa = rand_x(n * 512, 4), xb = rand_x(n * 1024, 5), xc = rand_x(n * 256, 6), xd = rand_x(n * 3200, 7);
+    std::vector<float> want[4] = {std::vector<float>(size_t(n * 4099)), std::vector<float>(size_t(n * 1000)),
+                                  std::vector<float>(size_t(n * 17)), std::vector<float>(size_t(n * 333))};
     linear(pa.w, xa.data(), n, want[0].data(), nullptr, kAvx512);
     linear(pb.w, xb.data(), n, want[1].data(), nullptr, kAvx512);
     linear(pc.w, xc.data(), n, want[2].data(), nullptr, kAvx512);
+    linear(pd.w, xd.data(), n, want[3].data(), nullptr, kAvx512);
     for (ThreadPool* tp : {&pool2, &pool3}) {
-      std::vector<float> y[3];
-      for (int i = 0; i < 3; ++i) y[i].assign(want[i].size(), NAN);
+      std::vector<float> y[4];
+      for (int i = 0; i < 4; ++i) y[i].assign(want[i].size(), NAN);
       const LinearJob jobs[] = {{pa.w, xa.data(), n, y[0].data()}, {pb.w, xb.data(), n, y[1].data()},
-                                {pc.w, xc.data(), n, y[2].data()}};
-      linear_multi(jobs, 3, tp, kAvx512);
-      for (int i = 0; i < 3; ++i)
+                                {pc.w, xc.data(), n, y[2].data()}, {pd.w, xd.data(), n, y[3].data()}};
+      linear_multi(jobs, 4, tp, kAvx512);
+      for (int i = 0; i < 4; ++i)
         ASSERT_EQ(0, std::memcmp(y[i].data(), want[i].data(), y[i].size() * 4))
             << "job " << i << ", " << n << " token(s), " << tp->size() << " threads";
     }
