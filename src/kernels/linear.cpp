@@ -395,7 +395,7 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
     for (const Plan& p : plans) {
       if (!p.job) continue;
       const Weight& w = p.job->w;
-      const int64_t unit = 16 * (p.packed && packed_panels(w) > 1 ? kPanelBand : 1);
+      const int64_t unit = 16 * (w.packed && packed_panels(w) > 1 ? kPanelBand : 1);
       const size_t group = std::max<size_t>(1, unit * w.row_bytes());
       for (int64_t r = 0; r < w.rows;) {
         const size_t end = k + 1 < nt ? share * size_t(k + 1) : total_bytes, left = end - std::min(done, end);

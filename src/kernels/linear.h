@@ -108,16 +108,17 @@ inline PackedBlock packed_block(DType t, int64_t n_blocks, int64_t b) {
   if (b % 2) return {base + 32, base + 64 + qb};
   return {base, base + (b + 1 < n_blocks ? 64 : 32)};
 }
-// Long Q8_0 / Q4_0 rows go in column panels. Panel k is blocks [k·P, k·P + P_k) of the rows (P =
-// packed_panel_blocks(), even; the last panel's P_k may be smaller), and a group's piece of a panel is laid out as
-// a group of P_k-block rows above. The groups go in bands of kPanelBand (the last band may have fewer), each band
-// its groups' pieces of panel 0, group after group, then of panel 1, and so on. Decode reads a band panel by
-// panel: the activations of a panel stay in L1 while the band's groups pass, where a whole group (80 KB for 8960
-// Q4_0 columns) would push them out of L1 before the next, and the bands still make one forward stream. Shorter
-// rows are one panel: the layout above. A row slice of a weight of several panels reads data (slice_rows).
+// Long rows go in column panels. Panel k is units [k·P, k·P + P_k) of the rows (units: 32-column blocks for Q8_0 /
+// Q4_0, 16-column chunks for BF16 / F16; P = packed_panel_blocks(), even for blocks; the last panel's P_k may be
+// smaller), and a group's piece of a panel is laid out as a group of P_k-unit rows (above, and below for BF16 /
+// F16). The groups go in bands of kPanelBand (the last band may have fewer), each band its groups' pieces of
+// panel 0, group after group, then of panel 1, and so on. Decode reads a band panel by panel: the activations of a
+// panel stay in L1 while the band's groups pass, where a whole group (80 KB for 8960 Q4_0 columns) would push them
+// out of L1 before the next, and the bands still make one forward stream. Shorter rows are one panel: the plain
+// layout. A row slice of a weight of several panels reads data (slice_rows).
 constexpr int64_t kPanelBand = 4;
-int64_t packed_panel_blocks(const Weight& w);  // P: blocks per panel (w.cols / 32 when rows are one panel)
-int64_t packed_panels(const Weight& w);        // 1 unless w is a Q8_0 / Q4_0 weight of long rows
+int64_t packed_panel_blocks(const Weight& w);  // P: units per panel (all of a row's when it is one panel)
+int64_t packed_panels(const Weight& w);        // 1 unless w is a packable weight of long rows
 size_t packed_piece(const Weight& w, int64_t g, int64_t k);  // byte offset of group g's piece of panel k
 // Packed BF16 / F16: groups of 16 rows as above, each [chunks of 16 columns][8 row pairs][64 bytes], the last
 // chunk padded with zeros. A BF16 line interleaves the pair's values (row 2p column c at halfword 2c, row 2p+1 at

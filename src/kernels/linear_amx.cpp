@@ -98,7 +98,8 @@ void b_tile_quant(const Weight& w, int64_t g, int64_t b, uint8_t* out) {
 // tile takes qword k of every pair line (columns 2k, 2k + 1 of rows 2p, 2p + 1) with the words reordered to
 // (row 2p: 2k, 2k+1 | row 2p+1: 2k, 2k+1): a word shuffle, then an 8x8 transpose of qwords.
 template <DType DT>
-void b_tile_float(const uint8_t* grp, int64_t n_chunks, int64_t k, uint8_t* out) {
+void b_tile_float(const Weight& w, int64_t g, int64_t k, uint8_t* out) {
+  const int64_t n_chunks = (w.cols + 15) / 16, per = packed_panel_blocks(w);
   const __m512i words = _mm512_set_epi8(15, 14, 11, 10, 13, 12, 9, 8, 7, 6, 3, 2, 5, 4, 1, 0,  //
                                         15, 14, 11, 10, 13, 12, 9, 8, 7, 6, 3, 2, 5, 4, 1, 0,  //
                                         15, 14, 11, 10, 13, 12, 9, 8, 7, 6, 3, 2, 5, 4, 1, 0,  //
@@ -110,7 +111,7 @@ void b_tile_float(const uint8_t* grp, int64_t n_chunks, int64_t k, uint8_t* out)
       for (int l = 0; l < 8; ++l) _mm512_store_si512(o + l * 64, _mm512_setzero_si512());
       continue;
     }
-    const uint8_t* c = grp + ch * 512;
+    const uint8_t* c = packed_chunk(w, g, ch, per);
     __m512i r[8];
     for (int p = 0; p < 8; ++p) {
       __m512i v;
@@ -145,16 +146,14 @@ void b_tile_float(const uint8_t* grp, int64_t n_chunks, int64_t k, uint8_t* out)
 // The B tiles of rows [r, r + 16 · n_groups) for all column tiles: panel[g][k] at (g · n_k + k) · 1 KiB, so each
 // group's tiles are one forward stream.
 void build_panel(const Weight& w, int64_t r, int n_groups, int64_t n_k, uint8_t* panel) {
-  const size_t gb = packed_group_bytes(w);
   for (int g = 0; g < n_groups; ++g) {
-    const uint8_t* grp = w.packed + size_t(r / 16 + g) * gb;
     for (int64_t k = 0; k < n_k; ++k) {
       uint8_t* out = panel + (g * n_k + k) * kTileBytes;
       switch (w.dtype) {
         case DType::Q8_0: b_tile_quant<DType::Q8_0>(w, r / 16 + g, k, out); break;
         case DType::Q4_0: b_tile_quant<DType::Q4_0>(w, r / 16 + g, k, out); break;
-        case DType::BF16: b_tile_float<DType::BF16>(grp, (w.cols + 15) / 16, k, out); break;
-        default: b_tile_float<DType::F16>(grp, (w.cols + 15) / 16, k, out); break;
+        case DType::BF16: b_tile_float<DType::BF16>(w, r / 16 + g, k, out); break;
+        default: b_tile_float<DType::F16>(w, r / 16 + g, k, out); break;
       }
     }
   }

@@ -179,12 +179,12 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   if constexpr (DT == DType::BF16 || DT == DType::F16) {
     if (w.packed) {  // rows of one group (r0 is a multiple of 16 and row tiles divide it)
-      const uint8_t* grp = w.packed + size_t(r / 16) * packed_group_bytes(w);
+      const int64_t per = packed_panel_blocks(w);
       for (int i = 0; i < nr; ++i) {
         const int64_t l = (r + i) % 16;
         for (int64_t c = 0; c < cols; c += 16) {
           __m512 lo, hi;
-          unpack_line<DT>(grp + (c / 16) * 512 + l / 2 * 64, lo, hi);
+          unpack_line<DT>(packed_chunk(w, r / 16, c / 16, per) + l / 2 * 64, lo, hi);
           _mm512_mask_storeu_ps(out + i * cols + c, c + 16 <= cols ? __mmask16(0xffff) : tail, l % 2 ? hi : lo);
         }
       }
@@ -309,11 +309,17 @@ inline __m512i load_prefetched(const uint8_t* line) {
 // and slices give the same bits). Prefetched as the int8 groups are (see kTwoLevelPrefetch): on the AMX Xeon two
 // levels took the BF16 gemvs from 76-81% to 86-95% of the probe of that day (1 and 2 threads).
 
+// carry (S = 1, rows in column panels): grp is one panel's piece of cols columns from x on; the sums continue
+// from carry (16 accumulators of 16 floats) unless first, and go back there unless last.
 template <DType DT, int S, int... P>
 void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, const float* x, int64_t cols,
-                  float* const* y) {
+                  float* const* y, float* carry = nullptr, bool first = true, bool last = true) {
   __m512 lo[S][8], hi[S][8];
-  for (int g = 0; g < S; ++g) ((lo[g][P] = _mm512_setzero_ps(), hi[g][P] = _mm512_setzero_ps()), ...);
+  if (first) {
+    for (int g = 0; g < S; ++g) ((lo[g][P] = _mm512_setzero_ps(), hi[g][P] = _mm512_setzero_ps()), ...);
+  } else {
+    ((lo[0][P] = _mm512_load_ps(carry + 16 * P), hi[0][P] = _mm512_load_ps(carry + 16 * (8 + P))), ...);
+  }
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   const uint8_t* q[S];
   for (int g = 0; g < S; ++g) q[g] = grp[g];
@@ -338,6 +344,10 @@ void micro_fp_seq(std::integer_sequence<int, P...>, const uint8_t* const* grp, c
       q[g] += 512;
     }
   }
+  if (!last) {
+    ((_mm512_store_ps(carry + 16 * P, lo[0][P]), _mm512_store_ps(carry + 16 * (8 + P), hi[0][P])), ...);
+    return;
+  }
   for (int g = 0; g < S; ++g) {
     auto store = [&](int p) {
       y[g][2 * p] = _mm512_reduce_add_ps(lo[g][p]);
@@ -353,6 +363,17 @@ void rows_f_packed(const Weight& w, const float* x, float* y, int64_t r0, int64_
   const int64_t gb = int64_t(packed_group_bytes(w)), n_groups = (r1 - r0 + 15) / 16;
   const uint8_t* g0 = w.packed + (r0 / 16) * gb;
   constexpr auto kSeq = std::make_integer_sequence<int, 8>{};
+  if (const int64_t n_panels = packed_panels(w); n_panels > 1) {  // one stream, band by band, panel by panel
+    const int64_t per = packed_panel_blocks(w), first_group = r0 / 16;
+    alignas(64) float carry[kPanelBand][256];
+    run_decode_groups(n_groups, n_groups, r1 - r0, y + r0, n_panels, first_group % kPanelBand, kPanelBand,
+                      [&](int64_t i, int64_t k, float* const* out, bool) {
+                        const uint8_t* g[1] = {w.packed + packed_piece(w, first_group + i, k)};
+                        micro_fp_seq<DT, 1>(kSeq, g, x + k * per * 16, std::min(per * 16, w.cols - k * per * 16),
+                                            out, carry[(first_group + i) % kPanelBand], k == 0, k + 1 == n_panels);
+                      });
+    return;
+  }
   const int64_t half = first_stream_groups(n_groups, gb);
   run_decode_groups(n_groups, half, r1 - r0, y + r0, 1, 0, n_groups, [&](int64_t i, int64_t, float* const* out,
                                                                            bool two) {

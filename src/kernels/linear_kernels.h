@@ -48,6 +48,10 @@ struct PActs {
   const int32_t* c = nullptr;  // Q4_0: [n_tokens][blocks]; else null
   int64_t cols = 0;
 };
+// Packed BF16 / F16: chunk ch (16 columns, 512 bytes) of group g, in its column panel (per: packed_panel_blocks).
+inline const uint8_t* packed_chunk(const Weight& w, int64_t g, int64_t ch, int64_t per) {
+  return w.packed + packed_piece(w, g, ch / per) + (ch % per) * 512;
+}
 // Rows [r0, r1) from w.packed (pack_rows16 layout); r0 a multiple of 16, r1 too unless it is w.rows.
 // Per (token, row): the blocks in order, acc = fma(float(int dot), d_w · d_x, acc), exactly linear_ref_q8.
 void rows_packed_avx512(const Weight& w, const PActs& xa, int64_t n_tokens, float* y, int64_t r0, int64_t r1);

@@ -129,33 +129,44 @@ size_t packed_group_bytes(const Weight& w) {
 
 size_t packed_bytes(const Weight& w) { return size_t((w.rows + 15) / 16) * packed_group_bytes(w); }
 
-// Blocks per panel: about 2048 Q4_0 / 1024 Q8_0 columns (a group's piece of 17-18 KiB, half of L1), the panels
-// of a row of equal size bar the last; rows of up to 1.5 such panels stay whole. On the Zen 4 host (2 threads,
-// gemvs over 937 MB of copies in turns with plain reads of the same memory; see docs/performance.md), Qwen-1.5B's
-// down_proj (1536 x 8960) in Q4_0 read 47.0 GB/s in one panel, 55.3-55.7 with panels of 1536-2048 columns, 54.0
-// with 3072 (the plain read 62.4); Q8_0 56.3 -> 57.5 with 1024 columns, 55.5 with 512. One thread: Q4_0 26.1 ->
-// 30.0 GB/s (plain 29.9).
+namespace {
+bool quant_packed(const Weight& w) { return w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0; }
+// Units of a packed row (32-column blocks, or 16-column chunks for BF16 / F16) and their bytes in a 16-row group.
+int64_t packed_units(const Weight& w) { return quant_packed(w) ? w.cols / kQK : (w.cols + 15) / 16; }
+size_t packed_unit_bytes(const Weight& w) {
+  if (!quant_packed(w)) return 512;
+  return 16 * (w.dtype == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+}
+}  // namespace
+
+// Units per panel: about 2048 Q4_0 / 1024 Q8_0 columns (a group's piece of 17-18 KiB, half of L1), the panels
+// of a row of equal size bar the last (an even number of blocks); rows of up to 1.5 such panels stay whole.
+// BF16 / F16: 256 columns (8 KiB pieces) in rows of more than 2048 columns. On the Zen 4 host (2 threads, gemvs
+// over 937 MB of copies in turns with plain reads of the same memory, high-bandwidth phase; see
+// docs/performance.md), Qwen-1.5B's down_proj (1536 x 8960) in Q4_0 read 47.0 GB/s in one panel, 55.3-55.7 with
+// panels of 1536-2048 columns, 54.0 with 3072 (the plain read 62.4); Q8_0 56.3 -> 57.5 with 1024 columns, 55.5
+// with 512; one thread Q4_0 26.1 -> 30.0 GB/s (plain 29.9). BF16 51.1 -> 57.7 with 256 columns, 56.3 with 512,
+// 48.8 with 1024 (plain 58.7); 2048 x 2816 BF16 54.2 -> 56.5; 8960 x 1536 BF16 in panels of 512 columns 55.4 ->
+// 54.9, so rows that short stay whole.
 int64_t packed_panel_blocks(const Weight& w) {
-  const int64_t nb = w.cols / kQK;
-  if (w.dtype != DType::Q8_0 && w.dtype != DType::Q4_0) return nb;
+  const int64_t nu = packed_units(w);
+  if (!quant_packed(w)) return nu > 128 ? 16 : nu;
   const int64_t target = w.dtype == DType::Q8_0 ? 32 : 64;
-  if (2 * nb <= 3 * target) return nb;
-  const int64_t n = (nb + target - 1) / target, per = (nb + n - 1) / n;
+  if (2 * nu <= 3 * target) return nu;
+  const int64_t n = (nu + target - 1) / target, per = (nu + n - 1) / n;
   return per + per % 2;
 }
 
 int64_t packed_panels(const Weight& w) {
   const int64_t per = packed_panel_blocks(w);
-  return per > 0 ? (w.cols / kQK + per - 1) / per : 1;
+  return per > 0 ? (packed_units(w) + per - 1) / per : 1;
 }
 
 size_t packed_piece(const Weight& w, int64_t g, int64_t k) {
-  if (w.dtype != DType::Q8_0 && w.dtype != DType::Q4_0) return size_t(g) * packed_group_bytes(w);
-  const int64_t per = packed_panel_blocks(w), nb = w.cols / kQK, groups = (w.rows + 15) / 16;
+  const int64_t per = packed_panel_blocks(w), nu = packed_units(w), groups = (w.rows + 15) / 16;
   const int64_t band = g / kPanelBand * kPanelBand, in_band = std::min(kPanelBand, groups - band);
-  const int64_t blocks = std::min(per, nb - k * per);  // in panel k
-  const size_t block_bytes = w.dtype == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
-  return size_t(band) * packed_group_bytes(w) + size_t(k * per * in_band + (g - band) * blocks) * 16 * block_bytes;
+  const int64_t units = std::min(per, nu - k * per);  // in panel k
+  return size_t(band) * packed_group_bytes(w) + size_t(k * per * in_band + (g - band) * units) * packed_unit_bytes(w);
 }
 
 namespace {
@@ -163,12 +174,14 @@ namespace {
 void pack_rows16_f16(const Weight& w, uint8_t* out) {
   const int64_t groups = (w.rows + 15) / 16;
   const bool bf16 = w.dtype == DType::BF16;
+  const int64_t per = packed_panel_blocks(w);
   for (int64_t g = 0; g < groups; ++g) {
-    uint16_t* grp = reinterpret_cast<uint16_t*>(out + size_t(g) * packed_group_bytes(w));
     for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
       const uint16_t* row = reinterpret_cast<const uint16_t*>(w.row(g * 16 + l));
       for (int64_t c = 0; c < w.cols; ++c) {
-        uint16_t* line = grp + ((c / 16) * 8 + l / 2) * 32;  // 32 halfwords per 64-byte line
+        const int64_t ch = c / 16;  // its chunk, in panel ch / per
+        uint16_t* piece = reinterpret_cast<uint16_t*>(out + packed_piece(w, g, ch / per));
+        uint16_t* line = piece + ((ch % per) * 8 + l / 2) * 32;  // 32 halfwords per 64-byte line
         line[bf16 ? 2 * (c % 16) + l % 2 : (l % 2) * 16 + c % 16] = row[c];
       }
     }

@@ -380,13 +380,14 @@ TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
 // Decode of a thread share longer than its output buffer (run_decode_groups stages 64 groups per stream, then
 // copies them to y): 2100 rows are 132 groups on one thread, two streams of 66, the last group 4 rows. The int8
 // results equal the scalar twin's, the BF16 / F16 ones the weight's as stored, bit for bit, and no row outside
-// the weight is written. The int8 weights also with rows long enough for two column panels (band by band, the
-// last band of one group).
+// the weight is written. Each dtype also with rows long enough for column panels (band by band, the last band
+// of one group).
 TEST(Linear, DecodeLongSharesStageTheirOutput) {
   ThreadPool pool(2);
   const int64_t rows = 2100;
   const std::pair<DType, int64_t> cases[] = {{DType::Q8_0, 64},   {DType::Q4_0, 64},   {DType::BF16, 40},
-                                             {DType::F16, 40},    {DType::Q8_0, 1600}, {DType::Q4_0, 3200}};
+                                             {DType::F16, 40},    {DType::Q8_0, 1600}, {DType::Q4_0, 3200},
+                                             {DType::BF16, 2100}, {DType::F16, 2100}};
   for (const auto& [t, cols] : cases) {
     TestWeight tw = make_weight(t, rows, cols, unsigned(cols + int(t)));
     if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512 VNNI";
@@ -441,16 +442,20 @@ TEST(Linear, DecodeItemsCoverEveryRowOnce) {
 
 // Packed BF16 / F16 rows (pack_rows16): decode over the packed groups and batches over row tiles converted from
 // them give exactly the bits of the same weight read as stored, for any row count (padded last group), column
-// count (padded last chunk), token count, thread count and 16-aligned row slice.
+// count (padded last chunk), token count, thread count and 16-aligned row slice (of rows in column panels: read
+// as stored).
 TEST(Linear, PackedHalfRowsEqualRowsAsStoredBitwise) {
   ThreadPool pool(2);
   for (DType t : {DType::BF16, DType::F16}) {
     for (int64_t rows : {1, 2, 15, 16, 17, 33, 130}) {
-      for (int64_t cols : {1, 16, 23, 40, 320, 1030}) {  // from 130x320 on: decode's two streams, where taken
+      // From 130x320 on: decode's two streams, where taken; 2100 columns: column panels (the last one's last
+      // chunk partial).
+      for (int64_t cols : {1, 16, 23, 40, 320, 1030, 2100}) {
         TestWeight tw = make_weight(t, rows, cols, unsigned(rows * 7 + cols));
         if (!packable(tw.w)) GTEST_SKIP() << "no AVX-512";
         const PackedCopy pc = packed_copy(tw.w);
         const Weight& pw = pc.w;
+        ASSERT_EQ(packed_panels(pw) > 1, cols > 2048) << dtype_name(t) << " " << cols << " columns";
         for (int64_t n : kTokens) {
           auto x = rand_x(n * cols, unsigned(3 * n + cols));
           std::vector<float> want(size_t(n * rows)), y(size_t(n * rows));
@@ -468,7 +473,7 @@ TEST(Linear, PackedHalfRowsEqualRowsAsStoredBitwise) {
         }
         if (rows < 17) continue;
         const Weight s = pw.slice_rows(16, rows - 16);
-        ASSERT_NE(s.packed, nullptr);
+        ASSERT_EQ(s.packed != nullptr, packed_panels(pw) == 1);
         for (int64_t n : {int64_t(1), int64_t(3)}) {
           auto x = rand_x(n * cols, 11);
           std::vector<float> want(size_t(n * s.rows)), y(size_t(n * s.rows));
