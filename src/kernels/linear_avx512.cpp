@@ -179,13 +179,16 @@ void convert_rows(const Weight& w, int64_t r, int nr, float* out) {
   const __mmask16 tail = __mmask16((1u << (cols % 16)) - 1);
   if constexpr (DT == DType::BF16 || DT == DType::F16) {
     if (w.packed) {  // rows of one group (r0 is a multiple of 16 and row tiles divide it)
-      const int64_t per = packed_panel_blocks(w);
-      for (int i = 0; i < nr; ++i) {
-        const int64_t l = (r + i) % 16;
-        for (int64_t c = 0; c < cols; c += 16) {
-          __m512 lo, hi;
-          unpack_line<DT>(packed_chunk(w, r / 16, c / 16, per) + l / 2 * 64, lo, hi);
-          _mm512_mask_storeu_ps(out + i * cols + c, c + 16 <= cols ? __mmask16(0xffff) : tail, l % 2 ? hi : lo);
+      const int64_t span = packed_panel_blocks(w) * 16;  // columns per panel
+      for (int64_t k = 0; k * span < cols; ++k) {
+        const uint8_t* piece = w.packed + packed_piece(w, r / 16, k);
+        for (int i = 0; i < nr; ++i) {
+          const int64_t l = (r + i) % 16;
+          for (int64_t c = k * span; c < std::min(cols, k * span + span); c += 16) {
+            __m512 lo, hi;
+            unpack_line<DT>(piece + (c - k * span) / 16 * 512 + l / 2 * 64, lo, hi);
+            _mm512_mask_storeu_ps(out + i * cols + c, c + 16 <= cols ? __mmask16(0xffff) : tail, l % 2 ? hi : lo);
+          }
         }
       }
       return;

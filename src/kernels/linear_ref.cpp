@@ -174,15 +174,16 @@ namespace {
 void pack_rows16_f16(const Weight& w, uint8_t* out) {
   const int64_t groups = (w.rows + 15) / 16;
   const bool bf16 = w.dtype == DType::BF16;
-  const int64_t per = packed_panel_blocks(w);
+  const int64_t per = packed_panel_blocks(w), span = per * 16;  // columns per panel
   for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
-      const uint16_t* row = reinterpret_cast<const uint16_t*>(w.row(g * 16 + l));
-      for (int64_t c = 0; c < w.cols; ++c) {
-        const int64_t ch = c / 16;  // its chunk, in panel ch / per
-        uint16_t* piece = reinterpret_cast<uint16_t*>(out + packed_piece(w, g, ch / per));
-        uint16_t* line = piece + ((ch % per) * 8 + l / 2) * 32;  // 32 halfwords per 64-byte line
-        line[bf16 ? 2 * (c % 16) + l % 2 : (l % 2) * 16 + c % 16] = row[c];
+    for (int64_t k = 0; k * span < w.cols; ++k) {
+      uint16_t* piece = reinterpret_cast<uint16_t*>(out + packed_piece(w, g, k));
+      for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
+        const uint16_t* row = reinterpret_cast<const uint16_t*>(w.row(g * 16 + l));
+        for (int64_t c = k * span; c < std::min(w.cols, k * span + span); ++c) {
+          uint16_t* line = piece + (((c - k * span) / 16) * 8 + l / 2) * 32;  // 32 halfwords per 64-byte line
+          line[bf16 ? 2 * (c % 16) + l % 2 : (l % 2) * 16 + c % 16] = row[c];
+        }
       }
     }
   }
@@ -203,15 +204,17 @@ void pack_rows16(const Weight& w, uint8_t* out) {
   std::memset(out, 0, packed_bytes(w));
   const int64_t per = packed_panel_blocks(w);
   for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
-      const uint8_t* row = w.row(g * 16 + l);
-      for (int64_t b = 0; b < nb; ++b) {
-        const int64_t k = b / per, in_panel = std::min(per, nb - k * per);
-        uint8_t* piece = out + packed_piece(w, g, k);
-        const PackedBlock at = packed_block(w.dtype, in_panel, b - k * per);
-        const uint8_t* blk = row + b * block_bytes;
-        std::memcpy(piece + at.scales + 2 * l, blk, 2);  // both layouts start with the fp16 scale
-        for (int64_t i = 0; i < chunks; ++i) std::memcpy(piece + at.quants + (i * 16 + l) * 4, blk + 2 + 4 * i, 4);
+    for (int64_t k = 0; k * per < nb; ++k) {
+      uint8_t* piece = out + packed_piece(w, g, k);
+      const int64_t in_panel = std::min(per, nb - k * per);
+      for (int64_t l = 0; l < 16 && g * 16 + l < w.rows; ++l) {
+        const uint8_t* row = w.row(g * 16 + l);
+        for (int64_t b = k * per; b < k * per + in_panel; ++b) {
+          const PackedBlock at = packed_block(w.dtype, in_panel, b - k * per);
+          const uint8_t* blk = row + b * block_bytes;
+          std::memcpy(piece + at.scales + 2 * l, blk, 2);  // both layouts start with the fp16 scale
+          for (int64_t i = 0; i < chunks; ++i) std::memcpy(piece + at.quants + (i * 16 + l) * 4, blk + 2 + 4 * i, 4);
+        }
       }
     }
   }
