@@ -219,9 +219,12 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
 
   // Other tokens (decode): one work item per (token, KV head, slice of its query heads): each cached K and V row
   // is read once for all the query heads that share it (GQA), in attend_shared_rows, whose result for a head does
-  // not depend on which other heads share the item. Each item reads its own sequence's cache only.
+  // not depend on which other heads share the item. Each item reads its own sequence's cache only. A KV head's
+  // query heads are split only where there are fewer (token, KV head) pairs than threads: the rows come from
+  // memory at the latency of a scattered read, and two threads splitting a KV head each read all of its rows
+  // (Qwen-1.5B decode, 2 KV heads on 2 threads: 0.85 ms per token in attention split in 4 items, 0.42 in 2).
   const int n_threads = pool ? pool->size() : 1;
-  const int64_t n_split = std::clamp<int64_t>((2 * n_threads + n * KV - 1) / (n * KV), 1, group);
+  const int64_t n_split = std::clamp<int64_t>((n_threads + n * KV - 1) / (n * KV), 1, group);
   const int64_t per_split = (group + n_split - 1) / n_split;
   auto token_item = [&](int64_t i) {
     const int64_t t = i / (KV * n_split), g = (i / n_split) % KV, sp = i % n_split;
