@@ -22,7 +22,7 @@ class KvCache {
     DM_CHECK(block >= 0 && block < n_blocks_ && layer >= 0 && layer < n_layers_ && offset >= 0 &&
                  offset < block_size_,
              "kv slot ", block, "/", layer, "/", offset);
-    return buf_.as<float>() + ((size_t(block) * size_t(n_layers_) + size_t(layer)) * size_t(block_size_) +
+    return reinterpret_cast<float*>(buf_.data()) + ((size_t(block) * size_t(n_layers_) + size_t(layer)) * size_t(block_size_) +
                                size_t(offset)) * size_t(width_);
   }
   int n_layers() const { return n_layers_; }
@@ -37,7 +37,7 @@ class KvCache {
   int64_t width_;
   int block_size_;
   int64_t n_blocks_;
-  Buffer buf_;
+  HugeBuffer buf_;
 };
 
 }  // namespace dm
