@@ -288,25 +288,45 @@ struct Workspace {
 // taking them from one shared counter cost more: V2-Lite Q4_0 decode spent 2.6-4.8 µs on each such call.
 constexpr int64_t kParallelActValues = int64_t(1) << 16;
 
-// Work items are (job, row chunk) pairs shared by the threads through ItemRanges (ThreadPool::run_elastic): a
-// thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
-void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt) {
+namespace {
+
+Workspace& thread_workspace() {
   thread_local Workspace ws;
+  return ws;
+}
+
+// A call made ready to run on one thread's workspace: plans, activations carved (not yet converted), the work
+// items and the threads' ranges of them. A pure function of the jobs, the options and nt, so that every thread
+// that prepares the same call gets the same items.
+struct Prepared {
+  bool empty = true;  // no rows to compute
+  int nt = 1;
+  uint8_t* scratch = nullptr;
+  size_t scratch_bytes = 0;  // per thread
+  int64_t act_values = 0;    // values converted (the int8 / AMX activations of the jobs that own them)
+  int64_t max_tokens = 0;
+};
+
+Prepared prepare(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt, Workspace& ws) {
+  Prepared r;
   std::vector<Plan>& plans = ws.plans;
   plans.assign(n_jobs, Plan{});
-  int64_t total_rows = 0, total_tokens = 0;
-  size_t total_bytes = 0, scratch_bytes = 0;
+  ws.items.clear();
+  int64_t total_rows = 0;
+  size_t total_bytes = 0;
   for (size_t i = 0; i < n_jobs; ++i) {
     if (jobs[i].n_tokens <= 0 || jobs[i].w.rows <= 0) continue;
     make_plan(jobs[i], opt, plans[i]);
     total_rows += jobs[i].w.rows;
-    total_tokens += jobs[i].n_tokens;
     total_bytes += jobs[i].w.bytes();
-    scratch_bytes = std::max(scratch_bytes, plans[i].scratch_bytes);
+    r.scratch_bytes = std::max(r.scratch_bytes, plans[i].scratch_bytes);
+    r.max_tokens = std::max(r.max_tokens, jobs[i].n_tokens);
   }
-  if (total_rows == 0) return;
+  if (total_rows == 0) return r;
+  r.empty = false;
   // Below ~64 KiB of weights a second thread costs more in wake-up than it saves.
   const int nt = pool && total_rows >= 2 * kern::kRowTile && total_bytes >= (64 << 10) ? pool->size() : 1;
+  r.nt = nt;
 
   // Jobs that read the same x for the same dtype (e.g. an expert's gate and up projections) share one
   // quantization of it.
@@ -323,11 +343,14 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
         break;
       }
     }
-    if (plans[i].owns_acts) act_total += act_bytes(plans[i]);
+    if (plans[i].owns_acts) {
+      act_total += act_bytes(plans[i]);
+      r.act_values += jobs[i].n_tokens * jobs[i].w.cols;
+    }
   }
-  scratch_bytes = (scratch_bytes + 63) / 64 * 64;
-  uint8_t* at = ws.reserve(act_total + scratch_bytes * size_t(nt));
-  uint8_t* scratch = at + act_total;
+  r.scratch_bytes = (r.scratch_bytes + 63) / 64 * 64;
+  uint8_t* at = ws.reserve(act_total + r.scratch_bytes * size_t(nt));
+  r.scratch = at + act_total;
   for (size_t i = 0; i < n_jobs; ++i) {
     if (!plans[i].converts_acts()) continue;
     if (plans[i].owns_acts) {
@@ -338,33 +361,8 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
       plans[i].xb = plans[plans[i].shares].xb;
     }
   }
+  if (nt == 1) return r;
 
-  // Activations of the int8 path, quantized once per job (in chunks of tokens shared by the threads when
-  // there are many).
-  std::vector<TokenChunk>& chunks = ws.chunks;
-  chunks.clear();
-  int64_t act_values = 0;
-  for (Plan& p : plans) {
-    if (!p.converts_acts() || !p.owns_acts) continue;
-    for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
-    act_values += p.job->n_tokens * p.job->w.cols;
-  }
-  if (nt > 1 && chunks.size() > 1 && act_values >= kParallelActValues) {
-    std::atomic<size_t> next{0};
-    pool->run_elastic([&](int) {
-      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
-        quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
-    });
-  } else {
-    for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
-  }
-
-  if (nt == 1) {
-    for (const Plan& p : plans)
-      if (p.job) run_rows(p, 0, p.job->w.rows, scratch);
-    ws.trim();
-    return;
-  }
   // Items are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
   // Prefill: about 8 per thread, so that each streams the activations over many rows, ranges of equal counts.
   // Decode (a few tokens): each thread's range is its share of the call's bytes, read front to back as one
@@ -375,17 +373,14 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
   // Qwen-1.5B Q4_0 decode, with items of equal size). Rows packed in column panels go in whole bands
   // (kPanelBand groups, linear.h), which decode reads panel by panel: items of a few groups cut across the bands
   // read the same Q4_0 down_proj at 42 GB/s against 56 in whole bands (Zen 4 host, 2 threads).
-  int64_t max_tokens = 0;
-  for (size_t i = 0; i < n_jobs; ++i) max_tokens = std::max(max_tokens, jobs[i].n_tokens);
   std::vector<Item>& items = ws.items;
   std::vector<size_t>& bounds = ws.bounds;
-  items.clear();
   bounds.assign(size_t(nt) + 1, 0);
-  if (max_tokens > kern::kRowTile) {
+  if (r.max_tokens > kern::kRowTile) {
     const int64_t chunk = std::max<int64_t>(1, total_rows / 16 / (int64_t(nt) * 8)) * 16;
     for (const Plan& p : plans)
-      for (int64_t r = 0; p.job && r < p.job->w.rows; r += chunk)
-        items.push_back({&p, r, std::min(p.job->w.rows, r + chunk)});
+      for (int64_t row = 0; p.job && row < p.job->w.rows; row += chunk)
+        items.push_back({&p, row, std::min(p.job->w.rows, row + chunk)});
     for (int k = 0; k <= nt; ++k) bounds[size_t(k)] = items.size() * size_t(k) / size_t(nt);
   } else {
     const size_t share = (total_bytes + size_t(nt) - 1) / size_t(nt);
@@ -397,23 +392,80 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
       const Weight& w = p.job->w;
       const int64_t unit = 16 * (w.packed && packed_panels(w) > 1 ? kPanelBand : 1);
       const size_t group = std::max<size_t>(1, unit * w.row_bytes());
-      for (int64_t r = 0; r < w.rows;) {
+      for (int64_t row = 0; row < w.rows;) {
         const size_t end = k + 1 < nt ? share * size_t(k + 1) : total_bytes, left = end - std::min(done, end);
         const size_t want = std::clamp(left / 4, min_item, max_item);
-        const int64_t r1 = std::min(w.rows, r + unit * int64_t(std::max<size_t>(1, want / group)));
-        items.push_back({&p, r, r1});
-        done += size_t(r1 - r) * w.row_bytes();
-        r = r1;
+        const int64_t r1 = std::min(w.rows, row + unit * int64_t(std::max<size_t>(1, want / group)));
+        items.push_back({&p, row, r1});
+        done += size_t(r1 - row) * w.row_bytes();
+        row = r1;
         while (k + 1 < nt && done >= share * size_t(k + 1)) bounds[size_t(++k)] = items.size();
       }
     }
     while (k < nt) bounds[size_t(++k)] = items.size();
   }
+  return r;
+}
+
+void convert_all(Workspace& ws) {
+  for (Plan& p : ws.plans)
+    if (p.converts_acts() && p.owns_acts) quantize_tokens(p, 0, p.job->n_tokens);
+}
+
+}  // namespace
+
+// Work items are (job, row chunk) pairs shared by the threads through ItemRanges (ThreadPool::run_elastic): a
+// thread slowed by other load takes fewer or none, and which thread computes a row never changes its result.
+// Decode (a few tokens): every thread prepares the call on its own workspace (the same items) and converts the
+// activations into its own buffer, so that nothing one thread writes is read by another but x, the outputs and
+// the range words. Where the two threads sit on different core complexes (the Zen 4 host's "high" bandwidth
+// phase, a cache line ~180 ns from one to the other), the caller rewriting the activations and items the worker
+// had read in the last call took 3-11 µs per call before the worker could start (Qwen-1.5B Q4_0 shapes: 22 µs of
+// a layer's 512); now 1-2.5. Batches convert the activations once, in chunks of tokens shared by the threads.
+void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const LinearOptions& opt) {
+  Workspace& ws = thread_workspace();
+  const Prepared pr = prepare(jobs, n_jobs, pool, opt, ws);
+  const int nt = pr.nt;
+  if (pr.empty) return;
+
+  const bool own_acts = nt > 1 && pr.max_tokens <= kern::kRowTile && pr.act_values < kParallelActValues;
+  if (!own_acts) {
+    std::vector<TokenChunk>& chunks = ws.chunks;
+    chunks.clear();
+    for (Plan& p : ws.plans) {
+      if (!p.converts_acts() || !p.owns_acts) continue;
+      for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
+    }
+    if (nt > 1 && chunks.size() > 1 && pr.act_values >= kParallelActValues) {
+      std::atomic<size_t> next{0};
+      pool->run_elastic([&](int) {
+        for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
+          quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
+      });
+    } else {
+      for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
+    }
+  }
+
+  if (nt == 1) {
+    for (const Plan& p : ws.plans)
+      if (p.job) run_rows(p, 0, p.job->w.rows, pr.scratch);
+    ws.trim();
+    return;
+  }
   if (ws.ranges.size() < size_t(nt)) ws.ranges = std::vector<RangeWord>(size_t(nt));
-  ItemRanges ranges(bounds.data(), nt, ws.ranges.data());
+  ItemRanges ranges(ws.bounds.data(), nt, ws.ranges.data());
   pool->run_elastic([&](int t) {
-    void* sc = scratch + size_t(t) * scratch_bytes;
-    for (size_t i; ranges.take(t, i);) run_rows(*items[i].plan, items[i].r0, items[i].r1, sc);
+    Workspace* w = &ws;
+    Prepared mine = pr;
+    if (t != 0 && own_acts) {  // this thread's own plans, items and activations
+      w = &thread_workspace();
+      mine = prepare(jobs, n_jobs, pool, opt, *w);
+    }
+    if (own_acts) convert_all(*w);
+    void* sc = mine.scratch + size_t(own_acts ? 0 : t) * mine.scratch_bytes;
+    for (size_t i; ranges.take(t, i);) run_rows(*w->items[i].plan, w->items[i].r0, w->items[i].r1, sc);
+    if (w != &ws) w->trim();
   });
   ws.trim();
 }

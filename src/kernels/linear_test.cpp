@@ -251,22 +251,6 @@ TEST(Linear, MultiMatchesSeparateCalls) {
   }
 }
 
-TEST(Linear, MultiSharesQuantizedActivations) {
-  // gate and up of an expert read the same x: one quantization serves both, results unchanged.
-  ThreadPool pool(2);
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
-    TestWeight gate = make_weight(t, 70, 192, 1), up = make_weight(t, 70, 192, 2);
-    auto x = rand_x(9 * 192, 3);
-    std::vector<float> g(9 * 70), u(9 * 70), g1(9 * 70), u1(9 * 70);
-    LinearJob jobs[] = {{gate.w, x.data(), 9, g.data()}, {up.w, x.data(), 9, u.data()}};
-    linear_multi(jobs, 2, &pool);
-    linear(gate.w, x.data(), 9, g1.data(), nullptr);
-    linear(up.w, x.data(), 9, u1.data(), nullptr);
-    EXPECT_EQ(g, g1);
-    EXPECT_EQ(u, u1);
-  }
-}
-
 TEST(Linear, LongRowsBlockedByColumnsStayExactAndInvariant) {
   // Rows longer than the prefill kernel's column block: the accumulators are saved between blocks.
   ThreadPool pool(2);
@@ -332,6 +316,39 @@ const LinearOptions kAvx512{Simd::Avx512, true};
 // fall back to the unpacked rows. 130 and 280 rows of 1024 columns are long enough for decode's two streams per
 // thread (where the CPU takes them), with an odd and an even number of groups; 1600 (Q8_0) and 3104 / 4448
 // (Q4_0) columns go in 2-3 column panels, the last one an odd number of blocks.
+TEST(Linear, MultiSharesQuantizedActivations) {
+  // gate and up of an expert read the same x (over 64 KiB of weights: threads share the rows): one quantization serves both, results unchanged. In decode (up to
+  // kRowTile tokens) every thread converts its own copy of the activations, packed rows or not: same bits.
+  ThreadPool pool2(2), pool3(3);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    TestWeight gate = make_weight(t, 300, 512, 1), up = make_weight(t, 300, 512, 2);
+    for (int64_t n : {9, 3, 1}) {
+      auto x = rand_x(n * 512, unsigned(3 + n));
+      std::vector<float> g1(size_t(n * 300)), u1(size_t(n * 300));
+      linear(gate.w, x.data(), n, g1.data(), nullptr);
+      linear(up.w, x.data(), n, u1.data(), nullptr);
+      for (ThreadPool* tp : {&pool2, &pool3}) {
+        std::vector<float> g(size_t(n * 300), NAN), u(size_t(n * 300), NAN);
+        LinearJob jobs[] = {{gate.w, x.data(), n, g.data()}, {up.w, x.data(), n, u.data()}};
+        linear_multi(jobs, 2, tp);
+        EXPECT_EQ(g, g1) << dtype_name(t) << ", " << n << " token(s), " << tp->size() << " threads";
+        EXPECT_EQ(u, u1) << dtype_name(t) << ", " << n << " token(s), " << tp->size() << " threads";
+      }
+      if (!packable(gate.w)) continue;
+      const PackedCopy pg = packed_copy(gate.w), pu = packed_copy(up.w);
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
+        std::vector<float> g(size_t(n * 300), NAN), u(size_t(n * 300), NAN), g2(size_t(n * 300)), u2(size_t(n * 300));
+        linear(pg.w, x.data(), n, g2.data(), nullptr);
+        linear(pu.w, x.data(), n, u2.data(), nullptr);
+        LinearJob jobs[] = {{pg.w, x.data(), n, g.data()}, {pu.w, x.data(), n, u.data()}};
+        linear_multi(jobs, 2, tp);
+        EXPECT_EQ(g, g2) << "packed " << dtype_name(t) << ", " << n << " token(s)";
+        EXPECT_EQ(u, u2) << "packed " << dtype_name(t) << ", " << n << " token(s)";
+      }
+    }
+  }
+}
+
 TEST(Linear, PackedRowsEqualScalarTwinBitwise) {
   ThreadPool pool(2);
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
