@@ -228,6 +228,17 @@ int cmd_bench(int argc, char** argv) {
     j["decode_bandwidth_share"] = ss.median;  // median over the runs of (run's GB/s / its own probe)
     j["read_bandwidth_gb_s_min"] = sb.min;
     j["read_bandwidth_gb_s_max"] = sb.max;
+    // Each repetition on its own: on a host whose bandwidth changes from one minute to the next, a run is read
+    // against the probes taken right before and after it.
+    nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+    for (size_t r = 0; r < pp.size(); ++r) {
+      nlohmann::ordered_json one = {{"prefill_tok_s", pp[r]}};
+      if (n_gen > 0)
+        one.update({{"decode_tok_s", tg[r]}, {"probe_before_gb_s", probes[2 * r]},
+                    {"probe_after_gb_s", probes[2 * r + 1]}, {"decode_bandwidth_share", shares[r]}});
+      runs.push_back(std::move(one));
+    }
+    j["runs"] = std::move(runs);
     j["peak_gflop_s"] = peak;
     j["peak_isa"] = isa;
     j["peak_int8_gop_s"] = int8_peak;

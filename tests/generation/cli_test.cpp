@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +190,18 @@ TEST_F(Cli, BenchJson) {
   EXPECT_GE(j["read_bandwidth_gb_s_max"].get<double>(), j["read_bandwidth_gb_s"].get<double>());
   EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0);
   EXPECT_TRUE(j["pinned"].is_boolean());
+  // each repetition with the probes around it; the medians are over these
+  ASSERT_EQ(j["runs"].size(), size_t(j["repetitions"].get<int>()));
+  std::vector<double> tg;
+  for (const auto& run : j["runs"]) {
+    tg.push_back(run["decode_tok_s"].get<double>());
+    EXPECT_GT(run["prefill_tok_s"].get<double>(), 0);
+    EXPECT_GE(run["probe_before_gb_s"].get<double>(), j["read_bandwidth_gb_s_min"].get<double>());
+    EXPECT_LE(run["probe_after_gb_s"].get<double>(), j["read_bandwidth_gb_s_max"].get<double>());
+    EXPECT_GT(run["decode_bandwidth_share"].get<double>(), 0);
+  }
+  EXPECT_GE(*std::max_element(tg.begin(), tg.end()), j["decode_tok_s"]["median"].get<double>());
+  EXPECT_LE(*std::min_element(tg.begin(), tg.end()), j["decode_tok_s"]["median"].get<double>());
 }
 
 TEST_F(Cli, BenchAtDepth) {
