@@ -366,11 +366,13 @@ Prepared prepare(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const L
   // Items are whole 16-row groups (packed weights need them; a multiple of the register row tile for the rest).
   // Prefill: about 8 per thread, so that each streams the activations over many rows, ranges of equal counts.
   // Decode (a few tokens): each thread's range is its share of the call's bytes, read front to back as one
-  // stream (the prefetch running past an item's end lands in its next item), cut into items of up to a quarter
-  // of the share (64 to 512 KiB) that shrink towards the range's end, to a quarter of what is left but not
-  // under 32 KiB: the items other threads take from the back are small, so the last one taken leaves the others
-  // waiting a few µs, not half of a 512 KiB item (on the Zen 5 host the caller waited ~5 µs per call, 4% of
-  // Qwen-1.5B Q4_0 decode, with items of equal size). Rows packed in column panels go in whole bands
+  // stream (the prefetch running past an item's end lands in its next item), cut into items of up to half the
+  // share (128 to 512 KiB) that shrink towards the range's end, to half of what is left but not under 128 KiB:
+  // the items other threads take from the back are small, so the last one taken leaves the others waiting a few
+  // µs, not half of a 512 KiB item (on the Zen 5 host the caller waited ~5 µs per call, 4% of Qwen-1.5B Q4_0
+  // decode, with items of equal size). Items shrank to a quarter of what was left, down to 32 KiB, until the
+  // Zen 4 host's Qwen-1.5B Q4_0 decode took +1.2% / +0.8% (high / usual phase, 71 / 29 rounds of 128 steps in
+  // turns in one process) from these larger ones: q/k/v and o were cut into ~12 items per thread. Rows packed in column panels go in whole bands
   // (kPanelBand groups, linear.h), which decode reads panel by panel: items of a few groups cut across the bands
   // read the same Q4_0 down_proj at 42 GB/s against 56 in whole bands (Zen 4 host, 2 threads).
   std::vector<Item>& items = ws.items;
@@ -384,7 +386,7 @@ Prepared prepare(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const L
     for (int k = 0; k <= nt; ++k) bounds[size_t(k)] = items.size() * size_t(k) / size_t(nt);
   } else {
     const size_t share = (total_bytes + size_t(nt) - 1) / size_t(nt);
-    const size_t max_item = std::clamp<size_t>(share / 4, 64 << 10, 512 << 10), min_item = 32 << 10;
+    const size_t max_item = std::clamp<size_t>(share / 2, 128 << 10, 512 << 10), min_item = 128 << 10;
     size_t done = 0;  // bytes in the items so far
     int k = 0;        // the range being filled
     for (const Plan& p : plans) {
@@ -394,7 +396,7 @@ Prepared prepare(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const L
       const size_t group = std::max<size_t>(1, unit * w.row_bytes());
       for (int64_t row = 0; row < w.rows;) {
         const size_t end = k + 1 < nt ? share * size_t(k + 1) : total_bytes, left = end - std::min(done, end);
-        const size_t want = std::clamp(left / 4, min_item, max_item);
+        const size_t want = std::clamp(left / 2, min_item, max_item);
         const int64_t r1 = std::min(w.rows, row + unit * int64_t(std::max<size_t>(1, want / group)));
         items.push_back({&p, row, r1});
         done += size_t(r1 - row) * w.row_bytes();
