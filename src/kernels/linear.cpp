@@ -438,15 +438,15 @@ void linear_multi(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const 
       if (!p.converts_acts() || !p.owns_acts) continue;
       for (int64_t t = 0; t < p.job->n_tokens; t += 16) chunks.push_back({&p, t, std::min(p.job->n_tokens, t + 16)});
     }
-    if (nt > 1 && chunks.size() > 1 && pr.act_values >= kParallelActValues) {
-      std::atomic<size_t> next{0};
-      pool->run_elastic([&](int) {
-        for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
-          quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
-      });
-    } else {
-      for (const TokenChunk& c : chunks) quantize_tokens(*c.plan, c.t0, c.t1);
-    }
+    std::atomic<size_t> next{0};
+    auto convert = [&](int) {
+      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();)
+        quantize_tokens(*chunks[i].plan, chunks[i].t0, chunks[i].t1);
+    };
+    if (nt > 1 && chunks.size() > 1 && pr.act_values >= kParallelActValues)
+      pool->run_elastic(convert);
+    else
+      convert(0);
   }
 
   if (nt == 1) {
