@@ -155,9 +155,9 @@ void moe_decode(DType t, ThreadPool& pool, int reps, double bw, bool unpacked) {
   std::fflush(stdout);
 }
 
-// Decode attention of one token on one thread (attend_shared_rows) over a cache laid out as the model's: one
-// slot per position, the rows of one layer `slot` floats apart. "cached": one layer's rows, which stay in the
-// caches; "memory": cycled through `layers` layers' rows, as a decode step reads them.
+// Decode attention of one token on one thread (attend_shared_rows) over a cache laid out as the model's KvCache:
+// blocks of 16 positions on huge pages, [block][layer][position][slot floats]. "cached": one layer's rows, which
+// stay in the caches; "memory": cycled through `layers` layers' rows, as a decode step reads them.
 void attention_decode(int reps) {
   struct Case {
     const char* name;
@@ -173,14 +173,16 @@ void attention_decode(int reps) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (const Case& c : cases)
     for (int64_t n : {512, 2048, 4096}) {
-      std::vector<float> cache(size_t(layers * n * c.slot));
-      for (float& v : cache) v = nd(rng);
+      constexpr int64_t kBlock = 16;
+      HugeBuffer buf(size_t(layers * n * c.slot) * sizeof(float));
+      float* cache = reinterpret_cast<float*>(buf.data());
+      for (int64_t i = 0; i < layers * n * c.slot; ++i) cache[i] = nd(rng);
       std::vector<float> q(size_t(c.heads * c.dk)), out(size_t(c.heads * c.dv));
       for (float& v : q) v = nd(rng);
       std::vector<std::vector<const float*>> keys(static_cast<size_t>(layers)), values(static_cast<size_t>(layers));
       for (int64_t l = 0; l < layers; ++l)
         for (int64_t j = 0; j < n; ++j) {
-          const float* row = &cache[size_t((l * n + j) * c.slot)];
+          const float* row = cache + ((j / kBlock * layers + l) * kBlock + j % kBlock) * c.slot;
           keys[size_t(l)].push_back(row);
           values[size_t(l)].push_back(c.value_offset < 0 ? row : row + c.value_offset);
         }
