@@ -388,15 +388,6 @@ void deepseek_set_mla_impl(Model& model, MlaImpl impl) {
   m->mla_impl = impl;
 }
 
-void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
-                    const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  if (pool && pool->size() > 1 && n > 1 && double(n) * cost_per_item > 65536)
-    pool->parallel_for(n, fn);
-  else
-    fn(0, n);
-}
-
 void DeepseekModel::forward(std::span<const SeqInput> batch, KvCache& kv, float* logits, ThreadPool* pool,
                             ForwardTrace* trace) {
   const int64_t D = c.hidden_size;

@@ -4,6 +4,7 @@
 // W_UK into q and W_UV into the output so scores are taken in latent space (cheap for decode).
 // Reference: DeepSeek-V3 inference/model.py, class MLA (attn_impl "naive" / "absorb"); RoPE on adjacent pairs.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -133,54 +134,65 @@ void DeepseekModel::attend_naive(const SeqRows& s, int il, const float* q, KvCac
 }
 
 void DeepseekModel::attend_absorb(const SeqRows& s, int il, const float* q, KvCache& kv, float* o, ThreadPool* pool) {
-  const Weight& wkv_b = layers[size_t(il)].attn.kv_b_proj;  // [H * (nope + v), kv_lora_rank]
+  const MlaWeights& a = layers[size_t(il)].attn;
+  const Weight& wkv_b = a.kv_b_proj;  // [H * (nope + v), kv_lora_rank]
   const int64_t H = c.num_attention_heads, qk = c.qk_head_dim(), nope = c.qk_nope_head_dim;
   const int64_t rope = c.qk_rope_head_dim, lora = c.kv_lora_rank, vd = c.v_head_dim, kvb_w = nope + vd;
-  const int64_t n_ctx = s.n_past + s.n_new, n = s.n_new;
+  const int64_t kvw = c.kv_width(), n_ctx = s.n_past + s.n_new, n = s.n_new;
   const float scale = float(c.softmax_scale());
   const auto ctx = context_slots(kv, s, il, n_ctx);
 
-  // q_lat[h, i, :] = W_UKᵀ[h] · q_nope[i, h] ([H, n, kv_lora_rank]): one linear job per head, all in one
-  // parallel region (in decode the heads' rows spread over the threads).
-  const MlaWeights& a = layers[size_t(il)].attn;
+  // Each head's chain runs on one thread, in items of up to 8 heads (at least one item per thread where there
+  // are heads enough) and up to kTokens tokens: q_lat[h, i, :] = W_UKᵀ[h] · q_nope[i, h]; attention over the
+  // latent cache, every head of the item against the same rows [c_kv | k_pe] (the key; c_kv is the value),
+  // o_lat[h, i, :] = Σ_j p_j · c_kv[j]; then o[i, h, :] = W_UV[h] · o_lat[h, i] (v_b's rows, or kv_b_proj's v
+  // rows of the head in place). A head needs no other head's results, so the three steps are one parallel region
+  // and what a thread writes is read by itself only: two fork-joins fewer per layer than a region per step, and
+  // no line written on one core complex read on another (V2-Lite Q4_0 decode, 2 threads: +1.7% / +2.7% in the
+  // high / usual phase, docs/performance.md). Results do not depend on the thread count: a head's do not depend
+  // on the other heads of its item, and the token split is fixed (the bf16 paths of linear() round batches of
+  // 16 or more tokens, so a token's result may depend on its batch).
   std::vector<float> qn(static_cast<size_t>(H * n * nope)), q_lat(size_t(H * n * lora)), o_lat(size_t(H * n * lora));
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t i = 0; i < n; ++i)
-      std::memcpy(&qn[size_t((h * n + i) * nope)], q + (i * H + h) * qk, size_t(nope) * sizeof(float));
-  std::vector<LinearJob> jobs(static_cast<size_t>(H));
-  for (int64_t h = 0; h < H; ++h)
-    jobs[size_t(h)] = {a.k_b.slice_rows(h * lora, lora), &qn[size_t(h * n * nope)], n, &q_lat[size_t(h * n * lora)]};
-  linear_multi(jobs.data(), jobs.size(), pool);
-
-  // Attention over the latent cache, every head against the same rows [c_kv | k_pe] (the key; c_kv is the value):
-  // o_lat[h, i, :] = Σ_j p_j · c_kv[j]. The heads' queries [q_lat | q_pe] go side by side; items are (token,
-  // group of 8 heads).
-  const int64_t kvw = c.kv_width();
-  std::vector<float> qc(static_cast<size_t>(n * H * kvw));  // [n, H, kv_lora_rank | qk_rope]
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t h = 0; h < H; ++h) {
-      float* d = &qc[size_t((i * H + h) * kvw)];
-      std::memcpy(d, &q_lat[size_t((h * n + i) * lora)], size_t(lora) * sizeof(float));
-      std::memcpy(d + lora, q + (i * H + h) * qk + nope, size_t(rope) * sizeof(float));
+  std::vector<float> qc(static_cast<size_t>(n * H * kvw)), oh(size_t(H * n * vd));  // [n, H, kvw], [H, n, vd]
+  const int n_threads = pool ? pool->size() : 1;
+  const int64_t per_item = std::clamp<int64_t>((H + n_threads - 1) / n_threads, 1, 8);
+  constexpr int64_t kTokens = 16;
+  const int64_t head_items = (H + per_item - 1) / per_item, n_items = head_items * ((n + kTokens - 1) / kTokens);
+  auto item = [&](int64_t h0, int64_t h1, int64_t i0, int64_t i1) {
+    LinearJob jobs[8];
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int64_t i = i0; i < i1; ++i)
+        std::memcpy(&qn[size_t((h * n + i) * nope)], q + (i * H + h) * qk, size_t(nope) * sizeof(float));
+      jobs[h - h0] = {a.k_b.slice_rows(h * lora, lora), &qn[size_t((h * n + i0) * nope)], i1 - i0,
+                      &q_lat[size_t((h * n + i0) * lora)]};
     }
-  constexpr int64_t kHeads = 8;
-  const int64_t groups = (H + kHeads - 1) / kHeads;
-  parallel_items(pool, n * groups, double(n_ctx) * double(kvw + lora) * double(std::min(H, kHeads)),
-                 [&](int64_t b, int64_t e) {
-                   for (int64_t item = b; item < e; ++item) {
-                     const int64_t i = item / groups, h0 = item % groups * kHeads, nh = std::min(kHeads, H - h0);
-                     attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, nh, ctx.data(), ctx.data(),
-                                        s.n_past + i + 1, kvw, lora, scale, &o_lat[size_t((h0 * n + i) * lora)], n * lora);
-                   }
-                 });
-
-  // o[i, h, :] = W_UV[h] · o_lat[h, i]: v_b's rows, or kv_b_proj's v rows of the head in place.
-  std::vector<float> oh(static_cast<size_t>(H * n * vd));
-  for (int64_t h = 0; h < H; ++h) {
-    const Weight wv = a.v_b.data ? a.v_b.slice_rows(h * vd, vd) : wkv_b.slice_rows(h * kvb_w + nope, vd);
-    jobs[size_t(h)] = {wv, &o_lat[size_t(h * n * lora)], n, &oh[size_t(h * n * vd)]};
-  }
-  linear_multi(jobs.data(), jobs.size(), pool);
+    linear_multi(jobs, size_t(h1 - h0), nullptr);
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t h = h0; h < h1; ++h) {
+        float* d = &qc[size_t((i * H + h) * kvw)];
+        std::memcpy(d, &q_lat[size_t((h * n + i) * lora)], size_t(lora) * sizeof(float));
+        std::memcpy(d + lora, q + (i * H + h) * qk + nope, size_t(rope) * sizeof(float));
+      }
+    for (int64_t i = i0; i < i1; ++i)
+      attend_shared_rows(&qc[size_t((i * H + h0) * kvw)], kvw, h1 - h0, ctx.data(), ctx.data(), s.n_past + i + 1, kvw,
+                         lora, scale, &o_lat[size_t((h0 * n + i) * lora)], n * lora);
+    for (int64_t h = h0; h < h1; ++h) {
+      const Weight wv = a.v_b.data ? a.v_b.slice_rows(h * vd, vd) : wkv_b.slice_rows(h * kvb_w + nope, vd);
+      jobs[h - h0] = {wv, &o_lat[size_t((h * n + i0) * lora)], i1 - i0, &oh[size_t((h * n + i0) * vd)]};
+    }
+    linear_multi(jobs, size_t(h1 - h0), nullptr);
+  };
+  std::atomic<int64_t> next{0};
+  auto work = [&](int) {
+    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+      const int64_t h0 = k % head_items * per_item, i0 = k / head_items * kTokens;
+      item(h0, std::min(H, h0 + per_item), i0, std::min(n, i0 + kTokens));
+    }
+  };
+  if (n_threads > 1 && n_items > 1)
+    pool->run_elastic(work);
+  else
+    work(0);
   for (int64_t h = 0; h < H; ++h)
     for (int64_t i = 0; i < n; ++i)
       std::memcpy(o + (i * H + h) * vd, &oh[size_t((h * n + i) * vd)], size_t(vd) * sizeof(float));

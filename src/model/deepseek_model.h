@@ -99,9 +99,5 @@ void moe_route(const DeepseekConfig& c, const std::vector<float>& bias, const fl
 std::vector<float> rope_inv_freq(const DeepseekConfig& c);
 
 void mlp_forward(const MlpWeights& m, const float* x, int64_t T, float* out, ThreadPool* pool);
-// fn(begin, end) over [0, n), split over the pool's threads when the work (n · cost_per_item multiply-adds) is
-// worth a fork-join, else inline.
-void parallel_items(ThreadPool* pool, int64_t n, double cost_per_item,
-                    const std::function<void(int64_t begin, int64_t end)>& fn);
 
 }  // namespace dm

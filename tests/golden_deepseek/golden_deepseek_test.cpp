@@ -209,6 +209,25 @@ TEST(DeepseekBatch, SequencesDoNotAffectEachOther) {
   }
 }
 
+// Absorbed MLA runs each head's chain (W_UK, attention over the latent cache, W_UV) on one thread, heads in
+// items sized by the thread count (4 heads: one item of 4 on one thread, 2 of 2 on two threads, items of 2 taken
+// by three) and of 16 tokens at most: decode and an 84-token chunk over a 16-token cached prefix give the same
+// bits with 1, 2 and 3 threads. (The goldens' absorb prefills check the items of later tokens against the
+// reference.)
+TEST(DeepseekThreads, AbsorbedAttentionIsThreadInvariant) {
+  for (std::string m : {"v3_tiny", "v2lite_tiny"}) {
+    auto model = load_model(kGolden + "/" + m + "/hf_f32", f32_activations());
+    deepseek_set_mla_impl(*model, MlaImpl::Absorb);
+    auto tokens = golden_tokens(m, "long");
+    ThreadPool pool2(2), pool3(3);
+    for (const char* mode : {"decode", "chunked"}) {
+      auto one = run_mode(*model, tokens, mode, 16, nullptr);
+      EXPECT_EQ(max_abs_diff(run_mode(*model, tokens, mode, 16, &pool2), one), 0.0) << m << " " << mode << ", 2 threads";
+      EXPECT_EQ(max_abs_diff(run_mode(*model, tokens, mode, 16, &pool3), one), 0.0) << m << " " << mode << ", 3 threads";
+    }
+  }
+}
+
 // The `deepmoe logits` command as a user runs it.
 TEST(DeepseekCli, LogitsCommandWritesTheGolden) {
   auto tokens = golden_tokens("v3_tiny", "main");
