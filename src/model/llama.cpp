@@ -144,42 +144,61 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
   const int64_t n = int64_t(toks.size()), D = c_.head_dim, H = c_.num_attention_heads, KV = c_.num_key_value_heads;
   const int64_t half = D / 2, group = H / KV;
   std::vector<float> q(size_t(n * H * D)), k(size_t(n * KV * D)), v(size_t(n * KV * D));  // [n, heads * D]
-  {  // q, k, v in one parallel region (their rows spread over all threads), then the biases
-    const LinearJob jobs[3] = {{L.q_proj.w, xn, n, q.data()}, {L.k_proj.w, xn, n, k.data()},
-                               {L.v_proj.w, xn, n, v.data()}};
-    linear_multi(jobs, 3, pool);
-    const std::pair<const Linear*, float*> outs[3] = {{&L.q_proj, q.data()}, {&L.k_proj, k.data()},
-                                                      {&L.v_proj, v.data()}};
-    for (auto [l, y] : outs)
-      if (!l->bias.empty())
-        for (int64_t t = 0; t < n; ++t)
-          for (int64_t r = 0; r < l->w.rows; ++r) y[t * l->w.rows + r] += l->bias[size_t(r)];
-  }
-
   const float eps = float(c_.rms_norm_eps);
-  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
-  for (int64_t t = 0; t < n; ++t) {
+  std::vector<float> cs(size_t(n * half)), sn(size_t(n * half));  // [n, half]: RoPE of each token's position
+  for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < half; ++i) {
       const float angle = inv_freq_[size_t(i)] * float(toks[size_t(t)].pos);
-      cs[size_t(i)] = std::cos(angle);
-      sn[size_t(i)] = std::sin(angle);
+      cs[size_t(t * half + i)] = std::cos(angle);
+      sn[size_t(t * half + i)] = std::sin(angle);
     }
+  // Token t's KV heads [g0, g1) and their query heads once projected: biases, q/k norms (qwen3), RoPE, and K/V
+  // into the token's cache slot.
+  auto finish_heads = [&](int64_t t, int64_t g0, int64_t g1) {
+    auto add_bias = [&](const Linear& l, float* y, int64_t r0, int64_t r1) {
+      if (!l.bias.empty())
+        for (int64_t r = r0; r < r1; ++r) y[t * l.w.rows + r] += l.bias[size_t(r)];
+    };
+    add_bias(L.q_proj, q.data(), g0 * group * D, g1 * group * D);
+    add_bias(L.k_proj, k.data(), g0 * D, g1 * D);
+    add_bias(L.v_proj, v.data(), g0 * D, g1 * D);
     auto rope = c_.rope_adjacent ? rope_adjacent : rope_halves;
-    for (int64_t h = 0; h < H; ++h) {
-      float* qh = q.data() + (t * H + h) * D;
-      if (c_.qk_norm) rms_norm(qh, L.q_norm.data(), D, eps, qh);
-      rope(qh, D, cs.data(), sn.data());
-    }
-    for (int64_t h = 0; h < KV; ++h) {
-      float* kh = k.data() + (t * KV + h) * D;
-      if (c_.qk_norm) rms_norm(kh, L.k_norm.data(), D, eps, kh);
-      rope(kh, D, cs.data(), sn.data());
-    }
+    auto norm_rope = [&](float* x, const std::vector<float>& norm) {
+      if (c_.qk_norm) rms_norm(x, norm.data(), D, eps, x);
+      rope(x, D, &cs[size_t(t * half)], &sn[size_t(t * half)]);
+    };
+    for (int64_t h = g0 * group; h < g1 * group; ++h) norm_rope(q.data() + (t * H + h) * D, L.q_norm);
+    for (int64_t h = g0; h < g1; ++h) norm_rope(k.data() + (t * KV + h) * D, L.k_norm);
     const SeqInput& in = batch[size_t(toks[size_t(t)].seq)];
     const int64_t p = toks[size_t(t)].pos;
     float* slot = kv.slot(in.blocks[size_t(p / kv.block_size())], layer, int(p % kv.block_size()));
-    std::copy_n(k.data() + t * KV * D, KV * D, slot);           // K [kv_heads, D]
-    std::copy_n(v.data() + t * KV * D, KV * D, slot + KV * D);  // V [kv_heads, D]
+    std::copy(k.begin() + (t * KV + g0) * D, k.begin() + (t * KV + g1) * D, slot + g0 * D);       // K [kv_heads, D]
+    std::copy(v.begin() + (t * KV + g0) * D, v.begin() + (t * KV + g1) * D, slot + (KV + g0) * D);  // V [kv_heads, D]
+  };
+  // One token with a KV head or more for every thread (decode of one sequence): each KV head's chain (its rows
+  // of q, k and v, finish_heads, attention) is one work item, so the projections and the attention are one
+  // parallel region and what a thread writes is read by itself only, until o_proj (Qwen-1.5B Q4_0 decode, 2
+  // threads: +0.9% where the two sit on different core complexes, ±0 on one; docs/performance.md). Where a
+  // head's rows would lose their packed layout (weights in column panels), or FP8 rows their 128-row scale
+  // blocks, the projections run first over all threads.
+  const int n_threads = pool ? pool->size() : 1;
+  auto slices = [&](const Weight& w) {
+    return (!w.packed || packed_panels(w) == 1) && (w.dtype != DType::F8_E4M3 || D % 128 == 0);
+  };
+  const bool per_head = n == 1 && n_threads > 1 && KV >= n_threads && slices(L.q_proj.w) && slices(L.k_proj.w) &&
+                        slices(L.v_proj.w);
+  auto project_head = [&](int64_t g) {
+    const LinearJob jobs[3] = {{L.q_proj.w.slice_rows(g * group * D, group * D), xn, 1, q.data() + g * group * D},
+                               {L.k_proj.w.slice_rows(g * D, D), xn, 1, k.data() + g * D},
+                               {L.v_proj.w.slice_rows(g * D, D), xn, 1, v.data() + g * D}};
+    linear_multi(jobs, 3, nullptr);
+    finish_heads(0, g, g + 1);
+  };
+  if (!per_head) {  // q, k, v in one parallel region (their rows spread over all threads)
+    const LinearJob jobs[3] = {{L.q_proj.w, xn, n, q.data()}, {L.k_proj.w, xn, n, k.data()},
+                               {L.v_proj.w, xn, n, v.data()}};
+    linear_multi(jobs, 3, pool);
+    for (int64_t t = 0; t < n; ++t) finish_heads(t, 0, KV);
   }
 
   std::vector<float> attn(size_t(n * H * D));  // [n, heads * D]
@@ -223,7 +242,6 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
   // query heads are split only where there are fewer (token, KV head) pairs than threads: the rows come from
   // memory at the latency of a scattered read, and two threads splitting a KV head each read all of its rows
   // (Qwen-1.5B decode, 2 KV heads on 2 threads: 0.85 ms per token in attention split in 4 items, 0.42 in 2).
-  const int n_threads = pool ? pool->size() : 1;
   const int64_t n_split = std::clamp<int64_t>((n_threads + n * KV - 1) / (n * KV), 1, group);
   const int64_t per_split = (group + n_split - 1) / n_split;
   auto token_item = [&](int64_t i) {
@@ -249,6 +267,8 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
     for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
       if (i < n_gemm)
         gemm_item(gemm_items[size_t(i)].first, gemm_items[size_t(i)].second);
+      else if (per_head)  // n_split is 1: item g is KV head g
+        project_head(i - n_gemm), token_item(i - n_gemm);
       else
         token_item(i - n_gemm);
     }

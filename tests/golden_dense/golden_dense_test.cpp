@@ -137,6 +137,20 @@ TEST(DenseGolden, MoeTraceRecordsRouting) {
   }
 }
 
+// Decode of one sequence with a KV head for every thread runs each KV head's projections, RoPE, cache write and
+// attention as one work item (2 KV heads on 2 threads); with more threads than KV heads the projections run
+// first over all threads and a KV head's query heads are split (3 threads). Both give the bits of one thread.
+TEST(DenseGolden, DecodeIsThreadInvariant) {
+  for (const char* m : {"qwen2_tiny", "qwen3_tiny", "llama3_tiny"}) {
+    auto model = load_model(golden_dir(m) + "/hf_f32");
+    const std::vector<int32_t> tokens = golden_tokens(m, "long");
+    ThreadPool pool2(2), pool3(3);
+    const std::vector<float> one = run_sequence(*model, tokens, "decode", 0, nullptr);
+    EXPECT_EQ(max_abs_diff(run_sequence(*model, tokens, "decode", 0, &pool2), one), 0.0f) << m << ", 2 threads";
+    EXPECT_EQ(max_abs_diff(run_sequence(*model, tokens, "decode", 0, &pool3), one), 0.0f) << m << ", 3 threads";
+  }
+}
+
 // Two sequences in one forward (prefill of both, then a decode step of both) give bit-identical logits to each
 // run alone, with different block placements.
 TEST(DenseGolden, BatchInvariance) {
