@@ -142,7 +142,9 @@ TEST(QuantLoad, AgreesWithDequantizedTwinAndOriginal) {
       } else {
         EXPECT_GE(agree, int(tokens.size()) * 3 / 4) << k.dir << " " << quant;
       }
-      if (quant == "q8_0") EXPECT_LT(rel, 0.01) << k.dir;
+      if (quant == "q8_0") {
+        EXPECT_LT(rel, 0.01) << k.dir;
+      }
       // The quantized weights are really used: logits differ from the original's.
       double diff = 0;
       for (size_t i = 0; i < lq.size(); ++i) diff = std::max(diff, double(std::fabs(lq[i] - lo[i])));
