@@ -372,9 +372,10 @@ Prepared prepare(const LinearJob* jobs, size_t n_jobs, ThreadPool* pool, const L
   // µs, not half of a 512 KiB item (on the Zen 5 host the caller waited ~5 µs per call, 4% of Qwen-1.5B Q4_0
   // decode, with items of equal size). Items shrank to a quarter of what was left, down to 32 KiB, until the
   // Zen 4 host's Qwen-1.5B Q4_0 decode took +1.2% / +0.8% (high / usual phase, 71 / 29 rounds of 128 steps in
-  // turns in one process) from these larger ones: q/k/v and o were cut into ~12 items per thread. Rows packed in column panels go in whole bands
-  // (kPanelBand groups, linear.h), which decode reads panel by panel: items of a few groups cut across the bands
-  // read the same Q4_0 down_proj at 42 GB/s against 56 in whole bands (Zen 4 host, 2 threads).
+  // turns in one process) from these larger ones: q/k/v and o were cut into ~12 items per thread. Rows packed in
+  // column panels go in whole bands (kPanelBand groups, linear.h), which decode reads panel by panel: items of a
+  // few groups cut across the bands read the same Q4_0 down_proj at 42 GB/s against 56 in whole bands (Zen 4
+  // host, 2 threads).
   std::vector<Item>& items = ws.items;
   std::vector<size_t>& bounds = ws.bounds;
   bounds.assign(size_t(nt) + 1, 0);

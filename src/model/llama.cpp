@@ -155,13 +155,9 @@ void LlamaModel::attention(int layer, std::span<const SeqInput> batch, const std
   // Token t's KV heads [g0, g1) and their query heads once projected: biases, q/k norms (qwen3), RoPE, and K/V
   // into the token's cache slot.
   auto finish_heads = [&](int64_t t, int64_t g0, int64_t g1) {
-    auto add_bias = [&](const Linear& l, float* y, int64_t r0, int64_t r1) {
-      if (!l.bias.empty())
-        for (int64_t r = r0; r < r1; ++r) y[t * l.w.rows + r] += l.bias[size_t(r)];
-    };
-    add_bias(L.q_proj, q.data(), g0 * group * D, g1 * group * D);
-    add_bias(L.k_proj, k.data(), g0 * D, g1 * D);
-    add_bias(L.v_proj, v.data(), g0 * D, g1 * D);
+    L.q_proj.add_bias(q.data() + t * H * D, 1, g0 * group * D, g1 * group * D);
+    L.k_proj.add_bias(k.data() + t * KV * D, 1, g0 * D, g1 * D);
+    L.v_proj.add_bias(v.data() + t * KV * D, 1, g0 * D, g1 * D);
     auto rope = c_.rope_adjacent ? rope_adjacent : rope_halves;
     auto norm_rope = [&](float* x, const std::vector<float>& norm) {
       if (c_.qk_norm) rms_norm(x, norm.data(), D, eps, x);

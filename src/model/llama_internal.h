@@ -19,6 +19,8 @@ struct Linear {
   std::vector<float> bias;  // [out], or empty
   // y[n, out] = x[n, in] · wᵀ (+ bias)
   void apply(const float* x, int64_t n, float* y, ThreadPool* pool) const;
+  // y[t, r] += bias[r] for t < n and r in [r0, r1) (y: [n, out]); nothing without a bias.
+  void add_bias(float* y, int64_t n, int64_t r0, int64_t r1) const;
 };
 
 // SwiGLU: down(silu(gate(x)) · up(x)).

@@ -12,9 +12,13 @@ namespace dm {
 
 void Linear::apply(const float* x, int64_t n, float* y, ThreadPool* pool) const {
   linear(w, x, n, y, pool);
+  add_bias(y, n, 0, w.rows);
+}
+
+void Linear::add_bias(float* y, int64_t n, int64_t r0, int64_t r1) const {
   if (bias.empty()) return;
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[size_t(r)];
+    for (int64_t r = r0; r < r1; ++r) y[t * w.rows + r] += bias[size_t(r)];
 }
 
 void SwiGlu::apply(const float* x, int64_t n, float* out, ThreadPool* pool) const {
