@@ -165,9 +165,15 @@ TEST(DenseSpecs, R1DistillQwenNamesEqualThePublishedIndex) {
     int64_t e = 1;
     for (int64_t d : t.shape) e *= d;
     n += e;
-    if (t.name == "model.layers.0.self_attn.k_proj.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{256, 1536}));
-    if (t.name == "model.layers.0.self_attn.q_proj.bias") EXPECT_EQ(t.shape, (std::vector<int64_t>{1536}));
-    if (t.name == "model.layers.27.mlp.down_proj.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{1536, 8960}));
+    if (t.name == "model.layers.0.self_attn.k_proj.weight") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{256, 1536}));
+    }
+    if (t.name == "model.layers.0.self_attn.q_proj.bias") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{1536}));
+    }
+    if (t.name == "model.layers.27.mlp.down_proj.weight") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{1536, 8960}));
+    }
   }
   EXPECT_EQ(n, 1777088000);
 }
@@ -181,16 +187,25 @@ TEST(DenseSpecs, Qwen3MoeFullSize) {
     int64_t e = 1;
     for (int64_t d : t.shape) e *= d;
     n += e;
-    if (t.name == "model.layers.0.self_attn.q_proj.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{4096, 2048}));
-    if (t.name == "model.layers.0.self_attn.k_proj.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{512, 2048}));
-    if (t.name == "model.layers.0.self_attn.o_proj.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{2048, 4096}));
-    if (t.name == "model.layers.0.self_attn.q_norm.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{128}));
+    if (t.name == "model.layers.0.self_attn.q_proj.weight") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{4096, 2048}));
+    }
+    if (t.name == "model.layers.0.self_attn.k_proj.weight") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{512, 2048}));
+    }
+    if (t.name == "model.layers.0.self_attn.o_proj.weight") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{2048, 4096}));
+    }
+    if (t.name == "model.layers.0.self_attn.q_norm.weight") {
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{128}));
+    }
     if (t.name == "model.layers.47.mlp.gate.weight") {
       EXPECT_EQ(t.shape, (std::vector<int64_t>{128, 2048}));
       EXPECT_EQ(t.kind, TensorSpec::Kind::Router);
     }
-    if (t.name == "model.layers.47.mlp.experts.127.down_proj.weight")
+    if (t.name == "model.layers.47.mlp.experts.127.down_proj.weight") {
       EXPECT_EQ(t.shape, (std::vector<int64_t>{2048, 768}));
+    }
   }
   EXPECT_EQ(n, 30532122624);  // Qwen3-30B-A3B: 30.5B parameters
   // Config only (inspect without weights): Qwen3-30B-A3B activates 3.3B parameters per token.

@@ -76,9 +76,11 @@ TEST(GgufTokenizer, DeepseekLlmVocabOnlyFile) {
   check_vectors(tok, "deepseek-llm");
   // The chktxt stress string with the default special tokens (BOS: add_bos_token is true in the file).
   auto j = nlohmann::json::parse(read_file(kData + "/fixtures/vocab-tests/chktxt_vectors.json"));
-  for (auto& [key, entry] : j["models"].items())
-    if (key.rfind("deepseek-llm", 0) == 0)
+  for (auto& [key, entry] : j["models"].items()) {
+    if (key.rfind("deepseek-llm", 0) == 0) {
       EXPECT_EQ(tok.encode(j["chk_txt"].get<std::string>(), true), entry["ids"].get<std::vector<int32_t>>()) << key;
+    }
+  }
 }
 
 // deepmoe convert writes tokenizer metadata that gives back the tokenizer.json's ids.
